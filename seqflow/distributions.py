@@ -1,0 +1,229 @@
+"""Base distributions and :class:`Flow`, a distribution defined by a transform of a base.
+
+Every distribution here is an ``nn.Module`` whose parameters and constants are registered
+(parameters or buffers), so ``.to(device)`` and ``.double()`` move everything.
+
+Event shapes: a distribution built with ``shape=(D,)`` scores vectors ``(batch, D)``; one
+built with ``shape=(C,)`` also scores sequences ``(batch, C, time)`` of any length, and
+samples them when ``length`` is given.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from seqflow.transforms.base import Transform, sum_except_batch
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+def _as_shape(shape: int | tuple[int, ...]) -> tuple[int, ...]:
+    return (shape,) if isinstance(shape, int) else tuple(shape)
+
+
+class Distribution(nn.Module):
+    """A density with ``log_prob`` and reparameterized ``sample``.
+
+    ``context`` is accepted everywhere so that conditional bases (e.g. a MADE mixture of
+    Gaussians) and unconditional ones can be swapped freely.
+    """
+
+    def __init__(self, shape: int | tuple[int, ...]):
+        super().__init__()
+        self.shape = _as_shape(shape)
+        # Tracks device and dtype for sampling; not a parameter.
+        self.register_buffer("_anchor", torch.zeros(()), persistent=False)
+
+    def event_shape(self, length: int | None = None) -> tuple[int, ...]:
+        """The shape of one sample: ``shape``, or ``(shape[0], length)`` for sequences."""
+        if length is None:
+            return self.shape
+        return (self.shape[0], length)
+
+    def log_prob(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        """``(batch, *event) -> (batch,)``"""
+        raise NotImplementedError
+
+    def sample(
+        self, num_samples: int, context: Tensor | None = None, length: int | None = None
+    ) -> Tensor:
+        """Draw ``(num_samples, *event)`` reparameterized samples."""
+        return self.sample_and_log_prob(num_samples, context, length)[0]
+
+    def sample_and_log_prob(
+        self, num_samples: int, context: Tensor | None = None, length: int | None = None
+    ) -> tuple[Tensor, Tensor]:
+        x = self.sample(num_samples, context, length)
+        return x, self.log_prob(x, context)
+
+    def _check(self, x: Tensor) -> None:
+        ok = x.dim() >= 2 and tuple(x.shape[1 : 1 + len(self.shape)]) == self.shape
+        if len(self.shape) == 1:
+            ok = ok and x.dim() in (2, 3)
+        else:
+            ok = ok and x.dim() == 1 + len(self.shape)
+        if not ok:
+            raise ValueError(
+                f"{type(self).__name__}: expected shape (batch, {', '.join(map(str, self.shape))}"
+                f"{', time' if len(self.shape) == 1 else ''}), got {tuple(x.shape)}"
+            )
+
+
+class StandardNormal(Distribution):
+    """Isotropic unit Gaussian.
+
+    >>> import torch
+    >>> StandardNormal(2).log_prob(torch.zeros(1, 2))
+    tensor([-1.8379])
+    """
+
+    def log_prob(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        self._check(x)
+        return sum_except_batch(-0.5 * x.square() - 0.5 * _LOG_2PI)
+
+    def sample_and_log_prob(self, num_samples, context=None, length=None):
+        shape = (num_samples, *self.event_shape(length))
+        z = torch.randn(shape, device=self._anchor.device, dtype=self._anchor.dtype)
+        return z, self.log_prob(z)
+
+    def sample(self, num_samples, context=None, length=None):
+        return self.sample_and_log_prob(num_samples, context, length)[0]
+
+
+class DiagonalNormal(Distribution):
+    """Gaussian with learnable per-feature mean and log standard deviation.
+
+    For sequences the same per-channel parameters are shared over time.
+    """
+
+    def __init__(self, shape: int | tuple[int, ...]):
+        super().__init__(shape)
+        self.loc = nn.Parameter(torch.zeros(self.shape))
+        self.log_scale = nn.Parameter(torch.zeros(self.shape))
+
+    def _params(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        if x.dim() == 2 + len(self.shape):  # sequence: broadcast over time
+            return self.loc.unsqueeze(-1), self.log_scale.unsqueeze(-1)
+        return self.loc, self.log_scale
+
+    def log_prob(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        self._check(x)
+        loc, log_scale = self._params(x)
+        u = (x - loc) * torch.exp(-log_scale)
+        return sum_except_batch(-0.5 * u.square() - log_scale - 0.5 * _LOG_2PI)
+
+    def sample_and_log_prob(self, num_samples, context=None, length=None):
+        shape = (num_samples, *self.event_shape(length))
+        eps = torch.randn(shape, device=self.loc.device, dtype=self.loc.dtype)
+        loc, log_scale = self._params(eps)
+        x = loc + eps * torch.exp(log_scale)
+        return x, self.log_prob(x)
+
+    def sample(self, num_samples, context=None, length=None):
+        return self.sample_and_log_prob(num_samples, context, length)[0]
+
+
+class StandardLogistic(Distribution):
+    """Unit logistic, ``log p(x) = -x - 2 softplus(-x)`` per element (NICE's prior).
+
+    >>> import torch
+    >>> round(StandardLogistic(1).log_prob(torch.zeros(1, 1)).item(), 4)
+    -1.3863
+    """
+
+    def log_prob(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        self._check(x)
+        return sum_except_batch(-x - 2 * F.softplus(-x))
+
+    def sample_and_log_prob(self, num_samples, context=None, length=None):
+        shape = (num_samples, *self.event_shape(length))
+        tiny = torch.finfo(self._anchor.dtype).tiny
+        u = torch.rand(shape, device=self._anchor.device, dtype=self._anchor.dtype)
+        u = u.clamp(tiny, 1 - torch.finfo(self._anchor.dtype).eps)
+        z = torch.log(u) - torch.log1p(-u)
+        return z, self.log_prob(z)
+
+    def sample(self, num_samples, context=None, length=None):
+        return self.sample_and_log_prob(num_samples, context, length)[0]
+
+
+def describe_nonfinite(x: Tensor) -> str | None:
+    """Return a message locating NaN/Inf entries of ``x``, or None when all are finite."""
+    bad = ~torch.isfinite(x)
+    count = int(bad.sum())
+    if count == 0:
+        return None
+    nans = int(torch.isnan(x).sum())
+    first = tuple(int(i) for i in bad.nonzero()[0])
+    rows = torch.unique(bad.nonzero()[:, 0])
+    shown = ", ".join(str(int(r)) for r in rows[:10]) + (" ..." if len(rows) > 10 else "")
+    return (
+        f"{count} non-finite value(s) ({nans} NaN, {count - nans} Inf) in a tensor of shape "
+        f"{tuple(x.shape)}; first at index {first}; batch rows affected: {shown}"
+    )
+
+
+class Flow(Distribution):
+    """A normalizing flow: ``x = T^{-1}(z)`` with ``z ~ base``.
+
+    ``log p(x) = base.log_prob(T(x)) + logabsdet_T(x)``.
+
+    Args:
+        transform: maps data to noise in ``forward``.
+        base: the distribution of the noise.
+
+    Shapes: ``log_prob`` takes ``(batch, *event)`` and returns ``(batch,)``; ``sample`` returns
+    ``(num_samples, *event)``. With a context, ``num_samples`` must equal the context batch.
+
+    >>> import torch
+    >>> from seqflow.transforms import AffineCoupling, Compose
+    >>> flow = Flow(Compose([AffineCoupling(2), AffineCoupling(2, parity=1)]), StandardNormal(2))
+    >>> flow.log_prob(torch.zeros(3, 2)).shape
+    torch.Size([3])
+    >>> flow.sample(5).shape
+    torch.Size([5, 2])
+    """
+
+    def __init__(self, transform: Transform, base: Distribution):
+        super().__init__(base.shape)
+        self.transform = transform
+        self.base = base
+
+    def log_prob(
+        self, x: Tensor, context: Tensor | None = None, validate: bool = True
+    ) -> Tensor:
+        """Log-density of ``x``; ``validate=False`` skips the NaN/Inf scan (a device sync)."""
+        if validate:
+            problem = describe_nonfinite(x)
+            if problem is not None:
+                raise ValueError(f"Flow.log_prob: input has {problem}")
+        z, logabsdet = self.transform(x, context)
+        return self.base.log_prob(z, context) + logabsdet
+
+    def sample_and_log_prob(
+        self, num_samples: int, context: Tensor | None = None, length: int | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Reparameterized samples and their log-density: ``log p(x) = log pi(z) - log|dx/dz|``."""
+        _check_context_batch(num_samples, context)
+        z, log_pz = self.base.sample_and_log_prob(num_samples, context, length)
+        x, logabsdet = self.transform.inverse(z, context)
+        return x, log_pz - logabsdet
+
+    def sample(
+        self, num_samples: int, context: Tensor | None = None, length: int | None = None
+    ) -> Tensor:
+        _check_context_batch(num_samples, context)
+        z = self.base.sample(num_samples, context, length)
+        return self.transform.inverse(z, context)[0]
+
+
+def _check_context_batch(num_samples: int, context: Tensor | None) -> None:
+    if context is not None and context.shape[0] != num_samples:
+        raise ValueError(
+            f"Flow.sample: num_samples={num_samples} must equal the context batch "
+            f"(context shape {tuple(context.shape)})"
+        )
