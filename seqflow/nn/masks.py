@@ -36,7 +36,9 @@ def input_degrees(
             return torch.arange(features, 0, -1)
         if order == "random":
             return torch.randperm(features, generator=generator) + 1
-        raise ValueError(f"order must be 'natural', 'reversed', 'random' or a permutation, got {order!r}")
+        raise ValueError(
+            f"order must be 'natural', 'reversed', 'random' or a permutation, got {order!r}"
+        )
     perm = torch.as_tensor(order, dtype=torch.long)
     if sorted(perm.tolist()) != list(range(features)):
         raise ValueError(f"order must be a permutation of 0..{features - 1}, got {perm.tolist()}")

@@ -2,12 +2,25 @@
 
 from seqflow.transforms.autoregressive import AutoregressiveAffine
 from seqflow.transforms.base import Compose, Inverse, Transform
+from seqflow.transforms.coupling import AdditiveCoupling, AffineCoupling
 from seqflow.transforms.elementwise import Scaling, soft_clamp
+from seqflow.transforms.linear import InvertibleLinear, RandomPermutation, Reverse
+from seqflow.transforms.normalization import ActNorm, BatchNormFlow
+from seqflow.transforms.planar_radial import Planar, Radial
 
 __all__ = [
+    "ActNorm",
+    "AdditiveCoupling",
+    "AffineCoupling",
     "AutoregressiveAffine",
+    "BatchNormFlow",
     "Compose",
     "Inverse",
+    "InvertibleLinear",
+    "Planar",
+    "Radial",
+    "RandomPermutation",
+    "Reverse",
     "Scaling",
     "Transform",
     "soft_clamp",

@@ -61,7 +61,9 @@ class AutoregressiveAffine(Transform):
     ):
         super().__init__()
         if conditioner_side not in ("data", "noise"):
-            raise ValueError(f"conditioner_side must be 'data' or 'noise', got {conditioner_side!r}")
+            raise ValueError(
+                f"conditioner_side must be 'data' or 'noise', got {conditioner_side!r}"
+            )
         self.conditioner = conditioner
         self.features = features
         self.conditioner_side = conditioner_side
