@@ -14,11 +14,11 @@ from torch import Tensor
 
 
 def two_moons(num_samples: int, generator: torch.Generator, noise: float = 0.1) -> Tensor:
-    n_upper = num_samples // 2
     angle = torch.rand(num_samples, generator=generator) * math.pi
+    is_upper = torch.rand(num_samples, generator=generator) < 0.5
     upper = torch.stack([torch.cos(angle), torch.sin(angle)], dim=1)
     lower = torch.stack([1 - torch.cos(angle), 0.5 - torch.sin(angle)], dim=1)
-    points = torch.where((torch.arange(num_samples) < n_upper)[:, None], upper, lower)
+    points = torch.where(is_upper[:, None], upper, lower)
     points = points + noise * torch.randn(num_samples, 2, generator=generator)
     return (points - torch.tensor([0.5, 0.25])) * 2.0
 
