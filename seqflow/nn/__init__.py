@@ -1,3 +1,5 @@
 """Neural building blocks: masked layers, MADE, WaveNet and LSTM conditioners."""
 
-__all__: list[str] = []
+from seqflow.nn.made import MADE, MaskedLinear
+
+__all__: list[str] = ["MADE", "MaskedLinear"]
