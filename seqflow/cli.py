@@ -1,0 +1,132 @@
+"""The ``seqflow`` command line: ``train``, ``eval``, ``sample`` and ``bench``.
+
+Expected failures (bad config, missing file, non-finite loss, unusable checkpoint) print one
+line ``seqflow <command>: error: ...`` to stderr and exit with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+BENCH_SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "bench.py"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seqflow", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train (or resume) a model from a YAML config")
+    p.add_argument("config", help="YAML config file, e.g. recipes/density/configs/moons.yaml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set train.lr=3e-4 (repeatable)")
+    p.add_argument("--out", default=None,
+                   help="run directory (default runs/<config name>); resumes if it holds a "
+                        "checkpoint")
+
+    p = sub.add_parser("eval", help="evaluate a run's NLL on a split and write metrics JSON")
+    p.add_argument("run", help="run directory written by seqflow train")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--weights", default="auto", choices=["auto", "best", "final", "last"])
+
+    p = sub.add_parser("sample", help="draw samples from a run's model")
+    p.add_argument("run", help="run directory written by seqflow train")
+    p.add_argument("--num", type=int, required=True, help="number of samples")
+    p.add_argument("--out", required=True, help="output file: .npy, .csv or .safetensors")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--weights", default="auto", choices=["auto", "best", "final", "last"])
+
+    p = sub.add_parser("bench", help="run tools/bench.py (arguments are passed through)")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from seqflow.train.config import load_config
+    from seqflow.train.engine import train
+
+    cfg = load_config(args.config, args.overrides)
+    out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+    result = train(cfg, out)
+    if _is_main_process():
+        val = result.val
+        summary = f"step {result.step}"
+        if val:
+            summary += f", val NLL {val['nll']:.4f} nats ({val['bits_per_dim']:.4f} bits/dim)"
+        if result.resumed_from is not None:
+            summary += f", resumed from {result.resumed_from.name}"
+        if result.skipped:
+            summary += f", {result.skipped} non-finite step(s) skipped"
+        print(f"seqflow train: {summary}; {result.steps_per_second:.1f} steps/s, "
+              f"{result.samples_per_second:.0f} samples/s; run in {out}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from seqflow.train.checkpoints import write_json_atomic
+    from seqflow.train.inference import evaluate_run
+
+    metrics = evaluate_run(args.run, args.split, args.weights)
+    write_json_atomic(metrics, Path(args.run) / f"metrics_{args.split}.json")
+    print(json.dumps(metrics))
+    return 0
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from seqflow.train.inference import sample_run, write_samples
+
+    samples = sample_run(args.run, args.num, args.seed, args.weights)
+    write_samples(samples, args.out)
+    print(f"seqflow sample: wrote {tuple(samples.shape)} samples to {args.out}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    if not BENCH_SCRIPT.is_file():
+        raise FileNotFoundError(
+            f"the benchmark tool {BENCH_SCRIPT} is missing; seqflow bench needs a source checkout"
+        )
+    passthrough = [a for a in args.args if a != "--"]
+    return subprocess.call([sys.executable, str(BENCH_SCRIPT), *passthrough])
+
+
+COMMANDS = {"train": _cmd_train, "eval": _cmd_eval, "sample": _cmd_sample, "bench": _cmd_bench}
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"seqflow: warning: {message}", file=sys.stderr if file is None else file)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``seqflow`` console script; returns the exit status."""
+    args = _parser().parse_args(argv)
+    from seqflow.train.checkpoints import CheckpointError
+    from seqflow.train.engine import NonFiniteLossError
+
+    expected = (ValueError, OSError, CheckpointError, NonFiniteLossError)
+    previous = warnings.showwarning
+    warnings.showwarning = _show_warning
+    try:
+        return COMMANDS[args.command](args)
+    except expected as err:
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"seqflow {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"seqflow {args.command}: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        warnings.showwarning = previous
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
