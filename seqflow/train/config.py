@@ -6,7 +6,7 @@ default, so a YAML file only lists what it changes. Overrides use dotted keys wi
 >>> cfg = config_from_dict({"train": {"max_steps": 10}}, ["train.lr=3e-4", "model.kind=glow"])
 >>> cfg.train.max_steps, cfg.train.lr, cfg.model.kind
 (10, 0.0003, 'glow')
->>> config_from_dict({"train": {"max_step": 10}})
+>>> config_from_dict({"train": {"max_step": 10}})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
 seqflow.train.config.ConfigError: unknown key 'train.max_step'; valid keys in 'train': ...
@@ -136,6 +136,12 @@ def _coerce(key: str, value: Any, expected: Any) -> Any:
     """Check ``value`` against the annotated type; ints are accepted where floats are."""
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
+    if expected is float and isinstance(value, str):
+        # YAML 1.1 reads ``3e-4`` (no dot) as a string; accept any float literal.
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
     if not ok:
         raise ConfigError(
