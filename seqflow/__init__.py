@@ -7,6 +7,7 @@ from seqflow.distributions import (
     StandardLogistic,
     StandardNormal,
 )
+from seqflow.mixture import MADEMoG
 from seqflow.transforms import *  # noqa: F403
 from seqflow.transforms import __all__ as _transforms_all
 
@@ -16,6 +17,7 @@ __all__ = [
     "DiagonalNormal",
     "Distribution",
     "Flow",
+    "MADEMoG",
     "StandardLogistic",
     "StandardNormal",
     *_transforms_all,

@@ -5,6 +5,7 @@ from seqflow.transforms.base import Compose, Inverse, Transform
 from seqflow.transforms.coupling import AdditiveCoupling, AffineCoupling
 from seqflow.transforms.elementwise import Scaling, soft_clamp
 from seqflow.transforms.linear import InvertibleLinear, RandomPermutation, Reverse
+from seqflow.transforms.maf import IAF, MAF
 from seqflow.transforms.normalization import ActNorm, BatchNormFlow
 from seqflow.transforms.planar_radial import Planar, Radial
 
@@ -15,8 +16,10 @@ __all__ = [
     "AutoregressiveAffine",
     "BatchNormFlow",
     "Compose",
+    "IAF",
     "Inverse",
     "InvertibleLinear",
+    "MAF",
     "Planar",
     "Radial",
     "RandomPermutation",
