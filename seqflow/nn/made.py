@@ -299,14 +299,21 @@ class MADE(nn.Module):
         batch, D = y_like.shape[0], self.features
         weights = self._sorted_weights()
         # Keep gradients intact when recording: never write in place into a saved tensor.
+        # Otherwise work in a (units, batch) "rows" layout: every block is contiguous.
         recording = torch.is_grad_enabled()
+        rows = not recording
         n_nodes = len(self._nodes)
         raw = [_Columns(batch, w.shape[0], y_like, recording) for w, _ in weights[:-1]]
         act = [_Columns(batch, w.shape[0], y_like, recording) for w, _ in weights[:-1]]
+        # Only residual sources and non-activated sources are read un-activated.
+        keep_raw = {n.residual for n in self._nodes} | {
+            n.source for n in self._nodes if not n.activate_source
+        }
         inputs = _Columns(batch, D, y_like, recording)
         ctx_term = None
         if self.context_layer is not None:
             ctx_term = self.context_layer(context)[:, self._plan[0][0].to(y_like.device)]
+            ctx_term = ctx_term.T.contiguous() if rows else ctx_term
         input_order = self._input_order.tolist()
         for k in range(D):
             for i in range(n_nodes):
@@ -321,19 +328,22 @@ class MADE(nn.Module):
                 else:
                     source = act[node.source] if node.activate_source else raw[node.source]
                 width = prefix[k]
-                if width > 0:
-                    out = F.linear(source.prefix(width), weight[start:end, :width], bias[start:end])
+                w, b = weight[start:end, :width], bias[start:end]
+                if rows:
+                    out = (torch.addmm(b[:, None], w, source.prefix(width)) if width > 0
+                           else b[:, None].expand(end - start, batch))
                 else:
-                    out = bias[start:end].expand(batch, end - start)
+                    out = F.linear(source.prefix(width), w, b) if width > 0 else b.expand(batch, -1)
                 if i == 0 and ctx_term is not None:
-                    out = out + ctx_term[:, start:end]
+                    out = out + (ctx_term[start:end] if rows else ctx_term[:, start:end])
                 if node.residual is not None:
                     out = out + raw[node.residual].block(start, end)
                 if i == n_nodes - 1:
-                    value = yield input_order[k], out
-                    inputs.append(value.reshape(batch, 1))
+                    value = yield input_order[k], (out.T if rows else out)
+                    inputs.append(value.reshape(1, batch) if rows else value.reshape(batch, 1))
                 else:
-                    raw[i].append(out)
+                    if i in keep_raw:
+                        raw[i].append(out)
                     act[i].append(self.activation(out))
 
     def stream(self, y_like: Tensor, context: Tensor | None = None):
@@ -361,9 +371,10 @@ class MADE(nn.Module):
 class _Columns:
     """Columns of a ``(batch, width)`` activation filled left to right, in sorted order.
 
-    Without gradient recording, a preallocated buffer is written in place and read through
-    views (no copies). While recording, blocks are kept in a list and concatenated on read, so
-    no tensor saved for backward is ever modified in place.
+    Without gradient recording, a preallocated ``(width, batch)`` buffer is written in place
+    (each block lands in contiguous rows) and read through views, with no copies. While
+    recording, blocks are kept in a list and
+    concatenated on read, so no tensor saved for backward is ever modified in place.
     """
 
     def __init__(self, batch: int, width: int, like: Tensor, recording: bool):
@@ -373,23 +384,28 @@ class _Columns:
             self.blocks: list[Tensor] = []
             self._cat: Tensor | None = None
         else:
-            self.buffer = like.new_empty(batch, width)
+            self.buffer = like.new_empty(width, batch)
 
     def append(self, block: Tensor) -> None:
-        end = self.filled + block.shape[1]
+        """Add a block: ``(n, batch)`` in the rows layout, ``(batch, n)`` while recording."""
         if self.recording:
             self.blocks.append(block)
             self._cat = None
+            self.filled += block.shape[1]
         else:
-            self.buffer[:, self.filled:end] = block
-        self.filled = end
+            end = self.filled + block.shape[0]
+            self.buffer[self.filled:end].copy_(block)
+            self.filled = end
 
     def prefix(self, width: int) -> Tensor:
+        """The first ``width`` units, in the same layout as :meth:`append`."""
         if not self.recording:
-            return self.buffer[:, :width]
+            return self.buffer[:width]
         if self._cat is None:
             self._cat = torch.cat(self.blocks, dim=1)
         return self._cat[:, :width]
 
     def block(self, start: int, end: int) -> Tensor:
+        if not self.recording:
+            return self.buffer[start:end]
         return self.prefix(end)[:, start:]
