@@ -8,6 +8,7 @@ from seqflow.distributions import (
     StandardNormal,
 )
 from seqflow.mixture import MADEMoG
+from seqflow.sequence_flow import SequenceFlow
 from seqflow.transforms import *  # noqa: F403
 from seqflow.transforms import __all__ as _transforms_all
 
@@ -19,6 +20,7 @@ __all__ = [
     "Flow",
     "MADEMoG",
     "StandardLogistic",
+    "SequenceFlow",
     "StandardNormal",
     *_transforms_all,
 ]

@@ -8,6 +8,7 @@ from seqflow.transforms.linear import InvertibleLinear, RandomPermutation, Rever
 from seqflow.transforms.maf import IAF, MAF
 from seqflow.transforms.normalization import ActNorm, BatchNormFlow
 from seqflow.transforms.planar_radial import Planar, Radial
+from seqflow.transforms.sequence import SequenceIAF, SequenceMAF, SequenceStack
 
 __all__ = [
     "ActNorm",
@@ -25,6 +26,9 @@ __all__ = [
     "RandomPermutation",
     "Reverse",
     "Scaling",
+    "SequenceIAF",
+    "SequenceMAF",
+    "SequenceStack",
     "Transform",
     "soft_clamp",
 ]
