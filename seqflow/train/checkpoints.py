@@ -10,15 +10,18 @@ Nothing here unpickles: tensors are read with safetensors, everything else is JS
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import random
 import re
 import shutil
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -44,6 +47,25 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def lock_run_dir(run_dir: Path) -> IO:
+    """Hold an exclusive lock on ``run_dir/.lock`` (released when the process dies).
+
+    Two trainings writing one run directory would corrupt each other's checkpoints.
+    """
+    handle = (run_dir / ".lock").open("w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise CheckpointError(
+            f"{run_dir} is in use by another seqflow train process; wait for it or choose "
+            "another --out"
+        ) from None
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
 
 
 def write_json_atomic(obj: Any, path: Path) -> None:
@@ -168,3 +190,31 @@ def read_weights_dir(directory: Path) -> tuple[dict[str, torch.Tensor], dict]:
         raise CheckpointError(f"cannot use {directory}: {problem}")
     info = json.loads((directory / "info.json").read_text())
     return load_tensors(directory / "weights.safetensors"), info
+
+
+def save_rng(directory: Path, rank: int) -> None:
+    """Write this process's Python, NumPy, torch (and CUDA) RNG states without pickle."""
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    tensors = {"torch": torch.get_rng_state(), "numpy_keys": torch.from_numpy(np_keys.copy())}
+    if torch.cuda.is_available():
+        for i, state in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"cuda_{i}"] = state
+    version, internal, gauss = random.getstate()
+    save_tensors(tensors, directory / f"rng_{rank}.safetensors")
+    write_json_atomic({"python": [version, list(internal), gauss],
+                       "numpy": [np_name, int(np_pos), int(np_has_gauss), float(np_gauss)]},
+                      directory / f"rng_{rank}.json")
+
+
+def load_rng(directory: Path, rank: int) -> None:
+    """Restore the RNG states written by :func:`save_rng`."""
+    tensors = load_tensors(directory / f"rng_{rank}.safetensors")
+    meta = json.loads((directory / f"rng_{rank}.json").read_text())
+    version, internal, gauss = meta["python"]
+    random.setstate((version, tuple(internal), gauss))
+    np_name, np_pos, np_has_gauss, np_gauss = meta["numpy"]
+    np.random.set_state((np_name, tensors["numpy_keys"].numpy(), np_pos, np_has_gauss, np_gauss))
+    torch.set_rng_state(tensors["torch"])
+    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("cuda_")]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)

@@ -67,9 +67,10 @@ class TrainConfig:
 
     ``batch_size`` is per process: ``N`` processes see ``N * batch_size`` samples per micro-batch
     step. ``grad_accum`` micro-batches make one optimizer step; ``max_steps``, ``eval_every``,
-    ``checkpoint_every`` and ``warmup_steps`` count optimizer steps. ``cpu_threads`` > 0 sets
-    ``torch.set_num_threads`` when training on CPU (0 keeps torch's default); small models train
-    much faster with 1 thread per process on a busy machine.
+    ``checkpoint_every`` and ``warmup_steps`` count optimizer steps. ``input_noise`` adds
+    Gaussian noise of that standard deviation to training batches (a regularizer).
+    ``cpu_threads`` > 0 sets ``torch.set_num_threads`` when training on CPU (0 keeps torch's
+    default); small models train much faster with 1 thread per process on a busy machine.
     """
 
     max_steps: int = 1000
@@ -80,6 +81,7 @@ class TrainConfig:
     warmup_steps: int = 0
     grad_clip: float = 5.0
     grad_accum: int = 1
+    input_noise: float = 0.0
     mixed_precision: str = "auto"
     ema_decay: float = 0.0
     seed: int = 0
@@ -119,7 +121,8 @@ POSITIVE = {
     "train.eval_every", "train.eval_batch_size", "train.log_every", "data.num_samples",
 }
 NON_NEGATIVE = {"model.hidden_layers", "train.weight_decay", "train.warmup_steps",
-                "train.grad_clip", "train.seed", "data.seed", "train.cpu_threads"}
+                "train.grad_clip", "train.seed", "data.seed", "train.cpu_threads",
+                "train.input_noise"}
 
 
 def valid_keys() -> list[str]:

@@ -181,6 +181,7 @@ class Trainer:
         acc = self.accelerator
         if self.main:
             self.out.mkdir(parents=True, exist_ok=True)
+            self._lock = ckpt.lock_run_dir(self.out)
             ckpt.clear_temporaries(self.ckpt_root)
         acc.wait_for_everyone()
         with warnings.catch_warnings():
@@ -212,7 +213,13 @@ class Trainer:
                 f"{directory} was written by {state['num_processes']} process(es); exact resume "
                 f"needs the same number, got {self.accelerator.num_processes}"
             )
-        self.accelerator.load_state(str(directory))
+        try:
+            self.accelerator.load_state(str(directory))
+        except Exception as err:  # a sealed checkpoint that still fails to load: do not guess
+            raise ckpt.CheckpointError(
+                f"cannot load {directory}: {type(err).__name__}: {str(err).splitlines()[0]}"
+            ) from err
+        ckpt.load_rng(directory, self.accelerator.process_index)
         self.step, self.skipped = state["step"], state["skipped"]
         best = state["best_val_nll"]
         self.best_val = math.inf if best is None else best
@@ -238,6 +245,8 @@ class Trainer:
             shutil.rmtree(tmp, ignore_errors=True)
         acc.wait_for_everyone()
         acc.save_state(str(tmp))
+        # accelerate's own RNG file is a pickle whose load failure it only logs; ours is not.
+        ckpt.save_rng(tmp, acc.process_index)
         acc.wait_for_everyone()
         if self.main:
             if self.ema is not None:
@@ -293,6 +302,21 @@ class Trainer:
             )
         return any_bad
 
+    def _batch(self, k: int, index: Tensor) -> Tensor:
+        """Rows of micro-batch ``k`` plus optional Gaussian input noise.
+
+        The noise of the whole global batch comes from a generator seeded by ``(seed, k)`` and
+        each rank takes its slice, so it does not depend on the number of processes or on RNG
+        state (resume-safe).
+        """
+        x, t = self.train_rows[index], self.cfg.train
+        if t.input_noise > 0:
+            generator = torch.Generator().manual_seed((t.seed << 32) + k)
+            rank = self.accelerator.process_index
+            noise = torch.randn((self.batches.global_batch, *x.shape[1:]), generator=generator)
+            x = x + t.input_noise * noise[rank * len(x):(rank + 1) * len(x)].to(x.device)
+        return x
+
     def _train_step(self, micro: int) -> tuple[dict[str, Tensor] | None, float | None]:
         """One optimizer step over ``grad_accum`` micro-batches; None when it was skipped."""
         acc, t = self.accelerator, self.cfg.train
@@ -300,7 +324,7 @@ class Trainer:
         for k in range(micro, micro + t.grad_accum):
             index = self.batches.indices(k)
             with acc.accumulate(self.model):
-                out = self.objective(self.model, self.train_rows[index], self.step)
+                out = self.objective(self.model, self._batch(k, index), self.step)
                 bad |= self._nonfinite(out.loss, k, index)
                 acc.backward(out.loss)
             for name, value in {"loss": out.loss.detach(), **out.metrics}.items():
@@ -365,6 +389,8 @@ class Trainer:
         self._save_weights("final", self.last_val)
         acc.wait_for_everyone()
         acc.end_training()
+        if self.main:
+            self._lock.close()
         global_batch = self.batches.global_batch * t.grad_accum
         rate = total_steps / total_time if total_time > 0 else float("nan")
         return TrainResult(self.step, self.out, self.last_val, self.resumed_from, self.skipped,
