@@ -84,3 +84,20 @@ def test_uci_miniboone_preprocessing_on_a_synthetic_file(tmp_path):
     both = torch.cat([split.train, split.val]).double()
     torch.testing.assert_close(both.mean(0), torch.zeros(43, dtype=torch.float64), atol=1e-5,
                                rtol=0)
+
+
+def test_uci_power_drops_two_columns_and_standardizes(tmp_path):
+    import numpy as np
+
+    from seqflow.data.tabular import load_uci
+
+    (tmp_path / "power").mkdir()
+    rng = np.random.RandomState(1)
+    # The paper's file: 7 measurements + time of day; D = 6 after dropping two columns.
+    np.save(tmp_path / "power" / "data.npy", np.round(rng.rand(2000, 8) * 50, 1))
+    split = load_uci("power", tmp_path)
+    assert split.features == 6
+    assert (len(split.train), len(split.val), len(split.test)) == (1620, 180, 200)
+    both = torch.cat([split.train, split.val]).double()
+    torch.testing.assert_close(both.std(0, correction=0), torch.ones(6, dtype=torch.float64),
+                               atol=1e-4, rtol=0)
