@@ -9,6 +9,7 @@ from seqflow.transforms.maf import IAF, MAF
 from seqflow.transforms.normalization import ActNorm, BatchNormFlow
 from seqflow.transforms.planar_radial import Planar, Radial
 from seqflow.transforms.sequence import SequenceIAF, SequenceMAF, SequenceStack
+from seqflow.transforms.waveglow import WaveGlow
 
 __all__ = [
     "ActNorm",
@@ -30,5 +31,6 @@ __all__ = [
     "SequenceMAF",
     "SequenceStack",
     "Transform",
+    "WaveGlow",
     "soft_clamp",
 ]
