@@ -104,5 +104,7 @@ def test_errors_name_shapes():
         SequenceMAF(1, conditioner="transformer")
     with pytest.raises(ValueError, match="single kind"):
         SequenceStack([SequenceMAF(1, **TINY), SequenceIAF(1, **TINY)])
+    with pytest.raises(ValueError, match="history must be"):
+        layer.sequential(torch.zeros(3, 2, 8), history=torch.zeros(2, 2, 8))
     with pytest.raises(ValueError, match="disagree on the batch"):
         SequenceContext(torch.zeros(2, 1, 3), torch.tensor([0]))

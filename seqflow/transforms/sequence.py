@@ -84,7 +84,7 @@ class _SequenceAutoregressive(AutoregressiveAffine):
 
         See :meth:`SequenceStack.sequential`.
         """
-        return SequenceStack.sequential(_LayerList([self]), inputs, context, history)
+        return stream_layers([self], inputs, context, history)
 
 
 class SequenceMAF(_SequenceAutoregressive):
@@ -127,14 +127,6 @@ class SequenceIAF(_SequenceAutoregressive):
     """
 
     side = "noise"
-
-
-class _LayerList:
-    """Duck-typed stand-in for a stack of one layer (no module registration)."""
-
-    def __init__(self, layers: list[_SequenceAutoregressive]):
-        self.layers = layers
-        self.side = layers[0].conditioner_side
 
 
 class SequenceStack(Transform):
@@ -203,36 +195,56 @@ class SequenceStack(Transform):
         and a local context must cover ``T0 + T`` samples. Returns the result ``(batch, C, T)``
         and the log-determinant of the map from ``inputs`` to it, ``(batch,)``.
         """
-        generate = self.side == "data"
-        # Layers in the order this direction applies them.
-        order = list(reversed(self.layers)) if generate else list(self.layers)
-        histories = _layer_histories(self.layers, history, context, generate, inputs.shape[-1])
-        batch, channels, length = inputs.shape
-        states = [
-            layer.conditioner.start_stream(batch, context, length, h)
-            for layer, h in zip(order, histories, strict=True)
-        ]
-        logdet = inputs.new_zeros(batch)
-        columns = []
-        for t in range(length):
-            u = inputs[:, :, t]
-            for layer, state in zip(order, states, strict=True):
-                values = [u[:, 0]] * channels
-                for c in state.order:
-                    shift, raw = state.params(c)
-                    log_scale = soft_clamp(raw, layer.log_scale_bound)
-                    # The affine step of AutoregressiveAffine._sequential, for one element.
-                    if generate:
-                        values[c] = u[:, c] * torch.exp(log_scale) + shift
-                    else:
-                        values[c] = (u[:, c] - shift) * torch.exp(-log_scale)
-                    logdet = logdet + log_scale
-                    state.feed(c, values[c])
-                state.advance()
-                u = values[0].unsqueeze(1) if channels == 1 else torch.stack(values, dim=1)
-            columns.append(u)
-        outputs = torch.stack(columns, dim=-1)
-        return outputs, (logdet if generate else -logdet)
+        return stream_layers(list(self.layers), inputs, context, history)
+
+
+def stream_layers(
+    layers: list[_SequenceAutoregressive],
+    inputs: Tensor,
+    context: Context = None,
+    history: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Joint streaming of layers of one kind (see :meth:`SequenceStack.sequential`).
+
+    ``layers`` are in ``forward`` order; at each time step they are visited in the order the
+    sequential direction applies them, one channel at a time in each layer's channel order.
+    """
+    layers[0]._validate(inputs, context, "sequential")
+    if history is not None and (history.dim() != 3 or history.shape[:2] != inputs.shape[:2]):
+        raise ValueError(
+            f"sequential: history must be (batch, channels, steps) matching inputs "
+            f"{tuple(inputs.shape)}, got {tuple(history.shape)}"
+        )
+    generate = layers[0].conditioner_side == "data"
+    # Layers in the order this direction applies them.
+    order = list(reversed(layers)) if generate else list(layers)
+    histories = _layer_histories(layers, history, context, generate, inputs.shape[-1])
+    batch, channels, length = inputs.shape
+    states = [
+        layer.conditioner.start_stream(batch, context, length, h)
+        for layer, h in zip(order, histories, strict=True)
+    ]
+    logdet = inputs.new_zeros(batch)
+    columns = []
+    for t in range(length):
+        u = inputs[:, :, t]
+        for layer, state in zip(order, states, strict=True):
+            values = [u[:, 0]] * channels
+            for c in state.order:
+                shift, raw = state.params(c)
+                log_scale = soft_clamp(raw, layer.log_scale_bound)
+                # The affine step of AutoregressiveAffine._sequential, for one element.
+                if generate:
+                    values[c] = u[:, c] * torch.exp(log_scale) + shift
+                else:
+                    values[c] = (u[:, c] - shift) * torch.exp(-log_scale)
+                logdet = logdet + log_scale
+                state.feed(c, values[c])
+            state.advance()
+            u = values[0].unsqueeze(1) if channels == 1 else torch.stack(values, dim=1)
+        columns.append(u)
+    outputs = torch.stack(columns, dim=-1)
+    return outputs, (logdet if generate else -logdet)
 
 
 def _layer_histories(
