@@ -133,10 +133,20 @@ class Trainer:
             step_scheduler_with_optimizer=False,
         )
         acc = self.accelerator
+        self._threads = torch.get_num_threads()
         if t.cpu_threads > 0 and acc.device.type == "cpu":
             torch.set_num_threads(t.cpu_threads)
         self.main = acc.is_main_process
         self.ckpt_root = self.out / "checkpoints"
+        self._lock, self._tracking = None, False
+        try:
+            self._setup()
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self) -> None:
+        cfg, t, acc = self.cfg, self.cfg.train, self.accelerator
         resume_dir = self._prepare_out_dir()
 
         set_seed(t.seed)
@@ -167,6 +177,7 @@ class Trainer:
 
         if t.log_with != "none":
             acc.init_trackers("train", config=flat_config(cfg))
+            self._tracking = True
 
     @property
     def flow(self) -> Flow:
@@ -388,13 +399,20 @@ class Trainer:
             self.save_checkpoint()
         self._save_weights("final", self.last_val)
         acc.wait_for_everyone()
-        acc.end_training()
-        if self.main:
-            self._lock.close()
         global_batch = self.batches.global_batch * t.grad_accum
         rate = total_steps / total_time if total_time > 0 else float("nan")
         return TrainResult(self.step, self.out, self.last_val, self.resumed_from, self.skipped,
                            rate, rate * global_batch)
+
+    def close(self) -> None:
+        """End the trackers and release the run directory (also after an error)."""
+        if self._tracking:
+            self.accelerator.end_training()
+            self._tracking = False
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+        torch.set_num_threads(self._threads)
 
     def _window_record(self, window: dict, steps: int, seconds: float,
                        grad_norm: float | None) -> dict:
@@ -431,4 +449,8 @@ class Trainer:
 
 def train(cfg: Config, out_dir: str | Path, objective: Objective | None = None) -> TrainResult:
     """Train (or resume) ``cfg`` into ``out_dir``; see :class:`Trainer`."""
-    return Trainer(cfg, out_dir, objective).fit()
+    trainer = Trainer(cfg, out_dir, objective)
+    try:
+        return trainer.fit()
+    finally:
+        trainer.close()
