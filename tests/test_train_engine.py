@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,8 +27,13 @@ def _log_steps(run: Path) -> list[dict]:
     path = run / "train_log.jsonl"
     if not path.is_file():
         return []
-    lines = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
-    return [r for r in lines if "loss" in r]
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue  # being written right now
+    return [r for r in records if "loss" in r]
 
 
 def _without_timing(records: list[dict]) -> list[dict]:
@@ -137,6 +143,17 @@ def test_resume_refuses_a_different_model(tmp_path):
     other.model.hidden = 8
     with pytest.raises(ValueError, match="different model.hidden"):
         train(other, run)
+
+
+def test_resume_drops_log_lines_cut_short_or_after_the_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    train(tiny_config(max_steps=10, checkpoint_every=5, log_every=5), run)
+    shutil.rmtree(run / "checkpoints" / "step_00000010")
+    shutil.rmtree(run / "final")
+    with (run / "train_log.jsonl").open("a") as handle:
+        handle.write('{"step": 11, "loss": 1.0}\n{"step": 12, "lo')  # a kill mid-write
+    train(tiny_config(max_steps=10, checkpoint_every=5, log_every=5), run)
+    assert [r["step"] for r in _log_steps(run)] == [5, 10]
 
 
 def test_extending_a_finished_run_resumes_it(tmp_path):

@@ -15,6 +15,7 @@ seqflow.train.config.ConfigError: unknown key 'train.max_step'; valid keys in 't
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -257,7 +258,11 @@ def config_to_dict(cfg: Config) -> dict[str, dict[str, Any]]:
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    """Write the resolved config as YAML (through a temporary file, so never half-written)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    os.replace(tmp, path)
 
 
 def flat_config(cfg: Config) -> dict[str, Any]:

@@ -194,6 +194,7 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             self._lock = ckpt.lock_run_dir(self.out)
             ckpt.clear_temporaries(self.ckpt_root)
+            ckpt.clear_temporaries(self.out)
         acc.wait_for_everyone()
         with warnings.catch_warnings():
             if not self.main:
@@ -244,9 +245,14 @@ class Trainer:
         """Drop log lines of steps after the resumed checkpoint (written before a crash)."""
         path = self.out / LOG_FILE
         if path.is_file():
-            lines = [ln for ln in path.read_text().splitlines()
-                     if ln.strip() and json.loads(ln)["step"] <= self.step]
-            path.write_text("".join(ln + "\n" for ln in lines))
+            kept = []
+            for line in path.read_text().splitlines():
+                try:
+                    if json.loads(line)["step"] <= self.step:
+                        kept.append(line)
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut short by the kill
+            path.write_text("".join(line + "\n" for line in kept))
 
     def save_checkpoint(self) -> None:
         acc = self.accelerator
