@@ -95,8 +95,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         raise FileNotFoundError(
             f"the benchmark tool {BENCH_SCRIPT} is missing; seqflow bench needs a source checkout"
         )
-    passthrough = [a for a in args.args if a != "--"]
-    return subprocess.call([sys.executable, str(BENCH_SCRIPT), *passthrough])
+    return subprocess.call([sys.executable, str(BENCH_SCRIPT), *args.args])
 
 
 COMMANDS = {"train": _cmd_train, "eval": _cmd_eval, "sample": _cmd_sample, "bench": _cmd_bench}
@@ -108,7 +107,11 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``seqflow`` console script; returns the exit status."""
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # everything after "bench" belongs to tools/bench.py, even -h
+        args = argparse.Namespace(command="bench", args=argv[1:])
+    else:
+        args = _parser().parse_args(argv)
     from seqflow.train.checkpoints import CheckpointError
     from seqflow.train.engine import NonFiniteLossError
 

@@ -87,6 +87,9 @@ def test_bench_passes_arguments_through(tmp_path, monkeypatch, capsys):
     out = tmp_path / "args.txt"
     assert cli.main(["bench", str(out), "--quick", "-n", "2"]) == 3
     assert out.read_text() == "--quick -n 2"
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["bench", "--help"]) == 3  # options go to the tool, not to seqflow
+    assert (tmp_path / "--help").read_text() == ""
     monkeypatch.setattr(cli, "BENCH_SCRIPT", tmp_path / "missing.py")
     _one_line_error(capsys, ["bench"], "missing.py is missing")
 

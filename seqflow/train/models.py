@@ -2,8 +2,7 @@
 
 Kinds (all on vectors ``(batch, features)``):
 
-* ``maf``: ``layers`` x (MAF with a MADE conditioner, then Reverse) — needs
-  :class:`seqflow.transforms.MAF`.
+* ``maf``: ``layers`` x (:class:`~seqflow.transforms.MAF` with a MADE conditioner, then Reverse).
 * ``realnvp``: ``layers`` affine couplings with alternating parity.
 * ``glow``: ``layers`` x (ActNorm, LU 1x1 InvertibleLinear, affine coupling).
 
@@ -22,6 +21,7 @@ from torch import nn
 from seqflow.distributions import Flow, StandardNormal
 from seqflow.train.config import ConfigError, ModelConfig
 from seqflow.transforms import (
+    MAF,
     ActNorm,
     AffineCoupling,
     Compose,
@@ -31,25 +31,10 @@ from seqflow.transforms import (
 )
 
 
-def _maf_class() -> type:
-    try:
-        from seqflow.transforms import MAF
-    except ImportError:
-        try:
-            from seqflow.transforms.maf import MAF
-        except ImportError:
-            raise ConfigError(
-                "model.kind=maf needs seqflow.transforms.MAF, which is not available in this "
-                "installation; use model.kind=realnvp or glow"
-            ) from None
-    return MAF
-
-
 def _maf(cfg: ModelConfig) -> list[Transform]:
-    maf = _maf_class()
     layers: list[Transform] = []
     for i in range(cfg.layers):
-        layers.append(maf(cfg.features, hidden_features=cfg.hidden,
+        layers.append(MAF(cfg.features, hidden_features=cfg.hidden,
                           num_layers=max(cfg.hidden_layers, 1)))
         if i < cfg.layers - 1:
             layers.append(Reverse(cfg.features))
