@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.utils.data import TensorDataset
 from train_cases import max_weight_diff, tiny_config, tiny_raw, write_config
 
 from seqflow.train.engine import NonFiniteLossError, lr_lambda, train
-from seqflow.train.inference import load_run
+from seqflow.train.inference import evaluate_run, load_run
 from seqflow.train.objectives import NLLObjective, ObjectiveOutput
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -161,3 +162,16 @@ def test_extending_a_finished_run_resumes_it(tmp_path):
     train(tiny_config(max_steps=10, lr_schedule="constant"), run)
     result = train(tiny_config(max_steps=20, lr_schedule="constant"), run)
     assert result.resumed_from.name == "step_00000010" and result.step == 20
+
+
+def test_training_on_given_tensor_splits(tmp_path):
+    cfg = tiny_config(max_steps=10)
+    cfg.model.features = 3
+    data = torch.randn(400, 3) * torch.tensor([1.0, 2.0, 0.5])
+    splits = {"train": TensorDataset(data[:320]), "val": TensorDataset(data[320:])}
+    result = train(cfg, tmp_path / "run", splits=splits)
+    assert result.step == 10 and result.val["nll"] > 0
+    with pytest.raises(ValueError, match="in-memory splits"):
+        evaluate_run(tmp_path / "run")
+    with pytest.raises(ValueError, match=r"split 'train': expected shape \(rows, 3\)"):
+        train(cfg, tmp_path / "bad", splits={"train": TensorDataset(torch.randn(10, 2))})

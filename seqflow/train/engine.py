@@ -31,6 +31,7 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import ProjectConfiguration, set_seed
 from torch import Tensor
+from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
 from seqflow.distributions import Flow
@@ -50,6 +51,7 @@ from seqflow.train.objectives import (
 STATE_FILE = "trainer_state.json"
 EMA_FILE = "ema.safetensors"
 LOG_FILE = "train_log.jsonl"
+GIVEN_SPLITS = "GIVEN_SPLITS"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -119,8 +121,10 @@ def check_resume_compatible(out: Path, cfg: Config) -> None:
 class Trainer:
     """Train ``cfg``'s model on ``cfg``'s data into ``out_dir``, resuming if possible."""
 
-    def __init__(self, cfg: Config, out_dir: str | Path, objective: Objective | None = None):
+    def __init__(self, cfg: Config, out_dir: str | Path, objective: Objective | None = None,
+                 splits: dict[str, TensorDataset] | None = None):
         self.cfg, self.out = cfg, Path(out_dir)
+        self._given_splits = None if splits is None else check_splits(splits, cfg.model.features)
         self.objective = objective or build_objective(cfg.train.objective)
         _fresh_accelerate_state()
         t = cfg.train
@@ -150,7 +154,7 @@ class Trainer:
         resume_dir = self._prepare_out_dir()
 
         set_seed(t.seed)
-        splits = build_splits(cfg.data, features=cfg.model.features)
+        splits = self._given_splits or build_splits(cfg.data, features=cfg.model.features)
         self.splits = splits
         self.train_rows = splits["train"].tensors[0].to(acc.device)
         self.batches = ShardedBatches(len(splits["train"]), t.batch_size, acc.num_processes,
@@ -207,6 +211,8 @@ class Trainer:
                           stacklevel=2)
         if self.main:
             save_config(self.cfg, self.out / "config.yaml")
+            if self._given_splits is not None:  # seqflow eval cannot rebuild these splits
+                (self.out / GIVEN_SPLITS).write_text("trained on in-memory splits\n")
         acc.wait_for_everyone()
         return resume_dir
 
@@ -307,8 +313,9 @@ class Trainer:
             if local_bad:
                 rows = self.splits["train"].tensors[1][index.cpu()].tolist()
                 shown = ", ".join(map(str, rows[:16])) + (" ..." if len(rows) > 16 else "")
-                where = (f"in the batch of source rows [{shown}] of "
-                         f"{self.cfg.data.path or 'toy:' + self.cfg.data.name}")
+                origin = ("the given train split" if self._given_splits is not None
+                          else self.cfg.data.path or f"toy:{self.cfg.data.name}")
+                where = f"in the batch of source rows [{shown}] of {origin}"
             else:
                 where = "on another process"
             raise NonFiniteLossError(
@@ -453,9 +460,37 @@ class Trainer:
             self._save_weights("best", val)
 
 
-def train(cfg: Config, out_dir: str | Path, objective: Objective | None = None) -> TrainResult:
-    """Train (or resume) ``cfg`` into ``out_dir``; see :class:`Trainer`."""
-    trainer = Trainer(cfg, out_dir, objective)
+def check_splits(splits: dict[str, TensorDataset], features: int) -> dict[str, TensorDataset]:
+    """Validate user-given splits and add a row-index tensor where missing.
+
+    Each split is a ``TensorDataset`` whose first tensor is ``(rows, features)``; an optional
+    second tensor ``(rows,)`` names each row's source index (used in error messages).
+    """
+    if "train" not in splits:
+        raise ValueError(f"splits must include 'train', got {sorted(splits)}")
+    checked = {}
+    for name in ("train", "val", "test"):
+        dataset = splits.get(name, TensorDataset(torch.empty(0, features)))
+        if not isinstance(dataset, TensorDataset):
+            raise ValueError(
+                f"split {name!r} must be a TensorDataset, got {type(dataset).__name__}")
+        data = dataset.tensors[0]
+        if data.dim() != 2 or data.shape[1] != features:
+            raise ValueError(f"split {name!r}: expected shape (rows, {features}), got "
+                             f"{tuple(data.shape)}")
+        rows = dataset.tensors[1] if len(dataset.tensors) > 1 else torch.arange(len(data))
+        checked[name] = TensorDataset(data.float(), rows)
+    return checked
+
+
+def train(cfg: Config, out_dir: str | Path, objective: Objective | None = None,
+          splits: dict[str, TensorDataset] | None = None) -> TrainResult:
+    """Train (or resume) ``cfg`` into ``out_dir``; see :class:`Trainer`.
+
+    ``splits`` replaces the configured data source with in-memory ``TensorDataset`` splits
+    (``train`` required, ``val``/``test`` optional); ``cfg.data`` is then only recorded.
+    """
+    trainer = Trainer(cfg, out_dir, objective, splits)
     try:
         return trainer.fit()
     finally:

@@ -63,6 +63,9 @@ def load_run(run_dir: str | Path, weights: str = "auto") -> tuple[Flow, Config, 
 def evaluate_run(run_dir: str | Path, split: str = "test", weights: str = "auto",
                  batch_size: int = 4096) -> dict:
     """NLL of ``split`` under the run's flow (nats/sample, nats/dim, bits/dim)."""
+    if (Path(run_dir) / "GIVEN_SPLITS").is_file():
+        raise ValueError(f"{run_dir} was trained on in-memory splits that its config cannot "
+                         "rebuild; evaluate it with seqflow.train.objectives.evaluate_nll")
     flow, cfg, info = load_run(run_dir, weights)
     splits = build_splits(cfg.data, features=cfg.model.features)
     if split not in splits:
