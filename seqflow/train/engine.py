@@ -260,7 +260,23 @@ class Trainer:
                     continue  # a line cut short by the kill
             path.write_text("".join(line + "\n" for line in kept))
 
+    def check_in_sync(self) -> None:
+        """Raise when the ranks' weights differ (they must be bitwise equal under DDP)."""
+        acc = self.accelerator
+        if acc.num_processes == 1:
+            return
+        with torch.no_grad():
+            flat = torch.cat([p.detach().double().flatten() for p in self.flow.parameters()])
+            weights = torch.arange(1, len(flat) + 1, dtype=torch.float64, device=flat.device)
+            fingerprint = torch.stack([flat.sum(), (flat * weights).sum()]).unsqueeze(0)
+        every = acc.gather(fingerprint)
+        differs = (every != every[0]).any(dim=1).nonzero()[:, 0].tolist()
+        if differs:
+            raise RuntimeError(f"weights of process(es) {differs} differ from process 0's at "
+                               f"step {self.step}; the ranks fell out of sync")
+
     def save_checkpoint(self) -> None:
+        self.check_in_sync()
         acc = self.accelerator
         name = ckpt.step_dir_name(self.step)
         tmp, final = self.ckpt_root / f".tmp-{name}", self.ckpt_root / name
