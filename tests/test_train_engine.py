@@ -112,6 +112,31 @@ def test_nonfinite_loss_can_be_skipped_and_counted(tmp_path):
     assert all(torch.isfinite(p).all() for p in flow.parameters())
 
 
+class _NanGradientAt(NLLObjective):
+    """A finite loss whose gradient is NaN at step ``bad_step`` (the torch.where pitfall)."""
+
+    def __init__(self, bad_step: int):
+        self.bad_step = bad_step
+
+    def __call__(self, model, batch, step):
+        out = super().__call__(model, batch, step)
+        if step != self.bad_step:
+            return out
+        weight = next(model.parameters())
+        trap = torch.where(torch.tensor(False), torch.sqrt(-weight.abs() - 1).sum(), 0.0)
+        return ObjectiveOutput(out.loss + trap, out.metrics)
+
+
+def test_nonfinite_gradient_with_finite_loss_is_caught(tmp_path):
+    with pytest.raises(NonFiniteLossError, match="non-finite gradient norm .* at step 4"):
+        train(tiny_config(max_steps=8), tmp_path / "a", objective=_NanGradientAt(4))
+    result = train(tiny_config(max_steps=8, on_nonfinite="skip"), tmp_path / "b",
+                   objective=_NanGradientAt(4))
+    assert result.skipped == 1
+    flow, _, _ = load_run(tmp_path / "b", "final")
+    assert all(torch.isfinite(p).all() for p in flow.parameters())
+
+
 def test_gradient_accumulation_equals_a_larger_batch(tmp_path):
     common = dict(max_steps=12, ema_decay=0.0)
     train(tiny_config(batch_size=16, grad_accum=2, **common), tmp_path / "accum")

@@ -371,8 +371,16 @@ class Trainer:
                 sums[name] = sums.get(name, 0.0) + value.float() / t.grad_accum
         grad_norm = None
         if not bad:
-            if t.grad_clip > 0:
-                grad_norm = float(acc.clip_grad_norm_(self.model.parameters(), t.grad_clip))
+            # Gradients are already all-reduced here, so every rank sees the same norm.
+            max_norm = t.grad_clip if t.grad_clip > 0 else math.inf
+            grad_norm = float(acc.clip_grad_norm_(self.model.parameters(), max_norm))
+            if not math.isfinite(grad_norm):
+                if t.on_nonfinite == "error":
+                    raise NonFiniteLossError(
+                        f"non-finite gradient norm ({grad_norm}) at step {self.step} with a "
+                        "finite loss; set train.on_nonfinite=skip to skip such steps")
+                bad = True
+        if not bad:
             self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
