@@ -79,6 +79,16 @@ def test_run_and_data_errors_are_one_line(tmp_path, capsys):
                     "bad.csv: line 2: non-numeric")
 
 
+
+def test_missing_tensorboard_is_a_clear_error_not_a_silent_run(tmp_path, capsys, monkeypatch):
+    from seqflow.train import engine
+
+    monkeypatch.setattr(engine, "_tensorboard_installed", lambda: False)
+    _one_line_error(capsys, ["train", MOONS, *SMALL, "--out", str(tmp_path / "r")],
+                    "'tensorboard' package is not installed")
+    assert not list(tmp_path.rglob("*.safetensors"))
+
+
 def test_bench_passes_arguments_through(tmp_path, monkeypatch, capsys):
     script = tmp_path / "bench.py"
     script.write_text("import sys, pathlib\npathlib.Path(sys.argv[1]).write_text(' '.join("

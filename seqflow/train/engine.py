@@ -17,6 +17,7 @@ Run directory layout (only rank 0 writes, except accelerate's per-rank RNG files
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -118,6 +119,10 @@ def check_resume_compatible(out: Path, cfg: Config) -> None:
         )
 
 
+def _tensorboard_installed() -> bool:
+    return importlib.util.find_spec("tensorboard") is not None
+
+
 class Trainer:
     """Train ``cfg``'s model on ``cfg``'s data into ``out_dir``, resuming if possible."""
 
@@ -128,6 +133,10 @@ class Trainer:
         self.objective = objective or build_objective(cfg.train.objective)
         _fresh_accelerate_state()
         t = cfg.train
+        if t.log_with == "tensorboard" and not _tensorboard_installed():
+            # accelerate would only warn and log nothing; a silent run without logs is worse.
+            raise ValueError("train.log_with=tensorboard but the 'tensorboard' package is not "
+                             "installed: pip install tensorboard, or --set train.log_with=none")
         self.accelerator = Accelerator(
             gradient_accumulation_steps=t.grad_accum,
             mixed_precision=resolve_mixed_precision(t.mixed_precision),
