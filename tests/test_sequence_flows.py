@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from seqflow import SequenceFlow, SequenceIAF, SequenceMAF, SequenceStack, StandardNormal
-from seqflow.nn import SequenceContext
-from tests.sequence_helpers import (  # noqa: F401  (single_thread is an autouse fixture)
+from sequence_helpers import (  # noqa: F401  (single_thread is an autouse fixture)
     conditioning_kwargs,
     jacobian_logabsdet,
     make_context,
     perturb,
     single_thread,
 )
+
+from seqflow import SequenceFlow, SequenceIAF, SequenceMAF, SequenceStack, StandardNormal
+from seqflow.nn import SequenceContext
 
 TINY = dict(residual_channels=4, skip_channels=4, layers=2)
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from seqflow import SequenceIAF, SequenceMAF, SequenceStack
-from seqflow.streaming import RingBuffer
-from tests.sequence_helpers import (  # noqa: F401  (single_thread is an autouse fixture)
+from sequence_helpers import (  # noqa: F401  (single_thread is an autouse fixture)
     conditioning_kwargs,
     make_context,
     perturb,
     single_thread,
 )
+
+from seqflow import SequenceIAF, SequenceMAF, SequenceStack
+from seqflow.streaming import RingBuffer
 
 RTOL, ATOL = 1e-4, 1e-5
 
@@ -64,6 +64,28 @@ def test_maf_sampling_stream_equals_full_pass(channels, cond, conditioner, devic
     torch.testing.assert_close(z_full, z, rtol=RTOL, atol=ATOL)
     torch.testing.assert_close(logdet, -logdet_full, rtol=RTOL, atol=ATOL * length)
     torch.testing.assert_close(x, x_naive, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("kind", ["maf", "iaf"])
+def test_stream_with_wider_kernels_and_dilation_cycles(kind, device):
+    """Kernel 3 (two past taps per block, read together) and dilations restarting twice."""
+    cls = SequenceMAF if kind == "maf" else SequenceIAF
+    layers = [perturb(cls(3, residual_channels=8, skip_channels=8, kernel_size=3, layers=4,
+                          cycles=2, channel_order=order, **conditioning_kwargs(True)), seed=i)
+              for i, order in enumerate(["natural", [1, 2, 0]])]
+    stack = SequenceStack(layers).eval().to(device)
+    length = stack_length(stack)
+    context = make_context(True, 2, length, device)
+    y = torch.randn(2, 3, length, device=device)
+    with torch.no_grad():
+        if kind == "maf":
+            out, logdet = stack.inverse(y, context)  # streams
+            back, logdet_back = stack(out, context)
+        else:
+            out, logdet = stack(y, context)  # streams
+            back, logdet_back = stack.inverse(out, context)
+    torch.testing.assert_close(back, y, rtol=RTOL, atol=ATOL)
+    torch.testing.assert_close(logdet, -logdet_back, rtol=RTOL, atol=ATOL * length)
 
 
 @pytest.mark.parametrize("channels", [1, 3])
@@ -139,7 +161,7 @@ def test_ring_buffers_are_sized_by_lookback_not_length():
     for length in (16, 4096):
         state = net.start_stream(1, None, length)
         sizes = [len(state.input_step.buffer.slots)] + [
-            len(s.buffer.slots) for s in state.block_steps
+            len(buffer.slots) for buffer in state.block_buffers
         ]
         assert sizes == [net.input_conv.lookback] + [b.conv.lookback for b in net.blocks]
         assert sum(sizes) == net.receptive_field - 1

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from seqflow import SequenceFlow, StandardNormal, WaveGlow
-from seqflow.transforms.waveglow import squeeze, unsqueeze
-from tests.sequence_helpers import (  # noqa: F401  (single_thread is an autouse fixture)
+from sequence_helpers import (  # noqa: F401  (single_thread is an autouse fixture)
     jacobian_logabsdet,
     perturb,
     single_thread,
 )
+
+from seqflow import SequenceFlow, StandardNormal, WaveGlow
+from seqflow.transforms.waveglow import squeeze, unsqueeze
 
 
 def test_squeeze_roundtrip_and_layout():

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from seqflow.nn import CausalConv1d, CausalLSTM, ConditionUpsampler, MaskedCausalConv1d, WaveNet
-from seqflow.nn.context import SequenceContext
-from tests.sequence_helpers import (  # noqa: F401  (single_thread is an autouse fixture)
+from sequence_helpers import (  # noqa: F401  (single_thread is an autouse fixture)
     conditioning_kwargs,
     make_context,
     perturb,
     single_thread,
 )
+
+from seqflow.nn import CausalConv1d, CausalLSTM, ConditionUpsampler, MaskedCausalConv1d, WaveNet
+from seqflow.nn.context import SequenceContext
 
 
 def params_jacobian(net, y, context):

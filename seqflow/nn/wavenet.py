@@ -22,7 +22,7 @@ from seqflow.nn.context import SequenceContext, prepare_conditioning, split_cont
 from seqflow.nn.conv import MaskedCausalConv1d
 from seqflow.nn.masks import hidden_degrees, input_degrees
 from seqflow.nn.upsampling import ConditionUpsampler
-from seqflow.streaming import CausalConvStepper, conditioner_stream
+from seqflow.streaming import CausalConvStepper, RingBuffer, conditioner_stream
 
 Context = Tensor | SequenceContext | None
 
@@ -206,9 +206,13 @@ class WaveNetStream:
     """Step-by-step evaluation of a :class:`WaveNet` with one ring buffer per causal layer.
 
     Per time step the work is one column of every layer (independent of the sequence length).
-    With ``C > 1`` channels the column is recomputed once per channel as it becomes known, so a
-    time step costs ``C`` columns. ``history`` ``(batch, C, T0)`` primes the buffers with one
-    full pass; the context must then cover ``T0 + length`` samples.
+    The past taps of all blocks read values known before the step starts, so they are applied
+    to every block at once with one batched matmul per step; only the current taps, the gates
+    and the residual 1x1s run block after block, and the skip 1x1s run once on all gates
+    together. With ``C > 1`` channels the column is recomputed once per channel as it becomes
+    known (the past-tap part is reused), so a time step costs ``C`` columns. ``history``
+    ``(batch, C, T0)`` primes the buffers with one full pass; the context must then cover
+    ``T0 + length`` samples.
     """
 
     def __init__(
@@ -222,29 +226,39 @@ class WaveNetStream:
         ref = net.head_out.weight
         zero = ref.new_zeros(())
         cond, ids = net.conditioning(context, batch, past + length)
-        self.input_step = CausalConvStepper(net.input_conv, batch, zero)
-        self.block_steps = [CausalConvStepper(b.conv, batch, zero) for b in net.blocks]
-        self.gate = 2 * net.blocks[0].residual_channels
-        r = self.gate // 2
+        blocks = list(net.blocks)
+        r = blocks[0].residual_channels
         self.r = r
-        # Every block's gate bias at once: conv bias + global embedding (+ local cond per step).
-        bias = torch.cat([b.conv.bias for b in net.blocks])
+        self.input_step = CausalConvStepper(net.input_conv, batch, zero)
+        self.block_buffers = [
+            RingBuffer(b.conv.lookback, ref.new_zeros(batch, r)) for b in blocks
+        ]
+        taps = [b.conv.tap_weights() for b in blocks]
+        self.current = [current for current, _ in taps]  # (R, 2R) each
+        self.lags = [[lag for lag, _ in past_taps] for _, past_taps in taps]
+        # (L, (K - 1) * R, 2R): block i's past taps stacked to match its concatenated reads.
+        self.past_weight = torch.stack([torch.cat([w for _, w in p], dim=0) for _, p in taps])
+        # Gate bias of every block, (L, batch or 1, 2R): conv bias + global embedding.
+        gate_bias = torch.stack([b.conv.bias for b in blocks]).unsqueeze(1)
         if ids is not None:
-            bias = bias + torch.cat([b.embed(ids) for b in net.blocks], dim=1)
-        self.gate_bias = bias
+            gate_bias = gate_bias + torch.stack([b.embed(ids) for b in blocks])
+        self.gate_bias = gate_bias
         self.cond = None
         if cond is not None:
-            w = torch.cat([b.cond.weight[:, :, 0] for b in net.blocks]).t()  # (cond, L * 2R)
-            self.cond_weight = w
-            self.cond = rearrange(cond, "b c t -> t b c").contiguous()
-        self.res_skip = [(b.res_skip.tap_weights()[0], b.res_skip.bias) for b in net.blocks]
+            self.cond_weight = torch.cat([b.cond.weight[:, :, 0] for b in blocks]).t()
+            self.cond = rearrange(cond, "b c t -> t b c").contiguous()  # (T, batch, cond)
+        res_skip = [(b.res_skip.tap_weights()[0], b.res_skip.bias) for b in blocks]
+        self.residual = [(w[:, :r], bias[:r]) for w, bias in res_skip]
+        self.skip_weight = torch.cat([w[:, r:] for w, _ in res_skip])  # (L * R, skip)
+        self.skip_bias = torch.stack([bias[r:] for _, bias in res_skip]).sum(0)
         self.head = [
             (net.head_hidden.tap_weights()[0], net.head_hidden.bias),
             (net.head_out.tap_weights()[0], net.head_out.bias),
         ]
         self.x_now = ref.new_zeros(batch, self.channels)
         self.layer_inputs: list[Tensor] = []
-        self.out: Tensor | None = None
+        self._pre_t = -1
+        self._pre: tuple[Tensor, ...] = ()
         if history is not None:
             self._prime(history, cond, ids)
 
@@ -253,27 +267,39 @@ class WaveNetStream:
         hist_cond = None if cond is None else cond[..., :steps]
         _, inputs = self.net.trunk(history, hist_cond, ids)
         self.input_step.buffer.fill(inputs[0])
-        for stepper, x in zip(self.block_steps, inputs[1:], strict=True):
-            stepper.buffer.fill(x)
+        for buffer, x in zip(self.block_buffers, inputs[1:], strict=True):
+            buffer.fill(x)
+
+    def _past_preactivations(self) -> tuple[Tensor, ...]:
+        """Every block's gate input minus its current tap at step ``t``: ``L x (batch, 2R)``."""
+        t = self.t
+        reads = torch.stack([
+            torch.cat([buffer.read(t, lag) for lag in lags], dim=1) if len(lags) > 1
+            else buffer.read(t, lags[0])
+            for buffer, lags in zip(self.block_buffers, self.lags, strict=True)
+        ])  # (L, batch, (K - 1) * R)
+        bias = self.gate_bias
+        if self.cond is not None:
+            local = rearrange(self.cond[t] @ self.cond_weight, "b (l g) -> l b g", l=len(reads))
+            bias = bias + local
+        return torch.baddbmm(bias, reads, self.past_weight).unbind(0)
 
     def params(self, channel: int) -> tuple[Tensor, Tensor]:
         """``(shift, raw)`` ``(batch,)`` of ``channel`` at the current step (order respected)."""
-        t, r = self.t, self.r
-        h = self.input_step(t, self.x_now)
-        if self.cond is not None:
-            gate_bias = torch.addmm(self.gate_bias, self.cond[t], self.cond_weight)
-        else:
-            gate_bias = self.gate_bias
-        inputs = []
-        skip = None
-        for i, stepper in enumerate(self.block_steps):
+        if self._pre_t != self.t:
+            self._pre, self._pre_t = self._past_preactivations(), self.t
+        h = self.input_step(self.t, self.x_now)
+        inputs, gates = [], []
+        last = len(self._pre) - 1
+        for i, pre in enumerate(self._pre):
             inputs.append(h)
-            a = stepper(t, h, gate_bias[..., i * self.gate : (i + 1) * self.gate])
-            z = torch.tanh(a[:, :r]) * torch.sigmoid(a[:, r:])
-            w, b = self.res_skip[i]
-            out = torch.addmm(b, z, w)
-            h = h + out[:, :r]
-            skip = out[:, r:] if skip is None else skip + out[:, r:]
+            tanh_in, sigmoid_in = torch.addmm(pre, h, self.current[i]).chunk(2, dim=1)
+            z = torch.tanh(tanh_in) * torch.sigmoid(sigmoid_in)
+            gates.append(z)
+            if i < last:  # the last block's residual output feeds nothing
+                w, b = self.residual[i]
+                h = torch.addmm(h, z, w) + b
+        skip = torch.addmm(self.skip_bias, torch.cat(gates, dim=1), self.skip_weight)
         (w1, b1), (w2, b2) = self.head
         out = torch.addmm(b2, torch.relu(torch.addmm(b1, torch.relu(skip), w1)), w2)
         self.layer_inputs = inputs
@@ -292,7 +318,7 @@ class WaveNetStream:
         # so none of them reads the last channel of the current step.
         t = self.t
         self.input_step.push(t, self.x_now)
-        for stepper, h in zip(self.block_steps, self.layer_inputs, strict=True):
-            stepper.push(t, h)
+        for buffer, h in zip(self.block_buffers, self.layer_inputs, strict=True):
+            buffer.push(t, h)
         self.x_now = torch.zeros_like(self.x_now)
         self.t = t + 1
