@@ -14,7 +14,6 @@ that streamed and naive samples agree and prints a markdown table.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import platform
 import statistics
@@ -119,7 +118,8 @@ def main(argv: list[str] | None = None) -> None:
                         default="all")
     parser.add_argument("--dims", nargs="+", type=int, default=[8, 64, 256])
     parser.add_argument("--batch", type=int, default=1024)
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed calls per measurement (vectors: 15; sequences: 5)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--naive-max-dim", type=int, default=256,
@@ -133,17 +133,16 @@ def main(argv: list[str] | None = None) -> None:
                     "torch": torch.__version__, "threads": args.threads, "device": str(device)},
     }
     if args.section in ("vectors", "all"):
-        rows = bench_vectors(args.dims, args.batch, args.repeats, device, args.naive_max_dim)
+        repeats = 15 if args.repeats is None else args.repeats
+        rows = bench_vectors(args.dims, args.batch, repeats, device, args.naive_max_dim)
         report["vectors"] = rows
         print(vector_table(rows))
     if args.section in ("sequences", "all"):
-        try:
-            sequences = importlib.import_module("bench_sequences")
-        except ModuleNotFoundError:
-            sequences = None
-            print("sequences: tools/bench_sequences.py is not there yet; skipped")
-        if sequences is not None:
-            report["sequences"] = sequences.main(rest, device=device)
+        import bench_sequences  # tools/ is on sys.path (see the bottom of this file)
+
+        if args.repeats is not None:
+            rest = [*rest, "--repeats", str(args.repeats)]
+        report["sequences"] = bench_sequences.main(rest, device=device)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=1))

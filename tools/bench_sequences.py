@@ -97,6 +97,7 @@ def bench_one(flows, length: int, batch: int, args) -> dict:
     steps = min(args.naive_steps, length)
     per_step = timed(lambda: naive_maf_sample(maf.transform, z, steps), 1) / steps
     predicted = per_step * length
+    row["naive_predicted_s"] = predicted
     if predicted <= args.naive_full_budget:
         start = time.perf_counter()
         x_naive = naive_maf_sample(maf.transform, z, None)
