@@ -33,7 +33,9 @@ class ModelConfig:
     """Which flow to build (see :mod:`seqflow.train.models`).
 
     ``kind``: ``maf`` (MADE autoregressive layers), ``realnvp`` (affine couplings) or ``glow``
-    (ActNorm + invertible 1x1 + affine coupling per layer).
+    (ActNorm + invertible 1x1 + affine coupling per layer). ``custom`` records that the caller
+    built the flow (``Trainer(cfg, out, flow=...)``); only ``features`` is then used, and
+    ``seqflow train/eval/sample`` cannot rebuild it.
     """
 
     kind: str = "realnvp"
@@ -72,6 +74,8 @@ class TrainConfig:
     Gaussian noise of that standard deviation to training batches (a regularizer).
     ``cpu_threads`` > 0 sets ``torch.set_num_threads`` when training on CPU (0 keeps torch's
     default); small models train much faster with 1 thread per process on a busy machine.
+    ``patience`` > 0 stops training after that many consecutive validation evaluations without
+    a lower validation NLL (early stopping; 0 = off); the best weights are kept either way.
     """
 
     max_steps: int = 1000
@@ -96,6 +100,7 @@ class TrainConfig:
     log_with: str = "tensorboard"
     progress: bool = True
     cpu_threads: int = 0
+    patience: int = 0
 
 
 @dataclass
@@ -106,7 +111,7 @@ class Config:
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "model.kind": ("maf", "realnvp", "glow"),
+    "model.kind": ("maf", "realnvp", "glow", "custom"),
     "model.base": ("normal",),
     "data.source": ("toy", "csv", "npy"),
     "train.lr_schedule": ("constant", "cosine", "linear"),
@@ -123,7 +128,7 @@ POSITIVE = {
 }
 NON_NEGATIVE = {"model.hidden_layers", "train.weight_decay", "train.warmup_steps",
                 "train.grad_clip", "train.seed", "data.seed", "train.cpu_threads",
-                "train.input_noise"}
+                "train.input_noise", "train.patience"}
 
 
 def valid_keys() -> list[str]:

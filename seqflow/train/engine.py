@@ -13,10 +13,14 @@ Run directory layout (only rank 0 writes, except accelerate's per-rank RNG files
                                       RNG) + ema.safetensors + trainer_state.json + MANIFEST.json
     out/best/, out/final/             weights.safetensors (EMA weights if enabled) + info.json
     out/train_log.jsonl, out/tensorboard/
+    out/GIVEN_SPLITS, out/CALLER_FLOW  markers: trained on in-memory splits / a caller-built
+                                      flow, which ``seqflow eval``/``sample`` cannot rebuild
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import importlib.util
 import json
 import math
@@ -31,11 +35,10 @@ import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import ProjectConfiguration, set_seed
-from torch import Tensor
+from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
-from seqflow.distributions import Flow
 from seqflow.train import checkpoints as ckpt
 from seqflow.train.config import Config, config_to_dict, flat_config, load_config, save_config
 from seqflow.train.data import ShardedBatches, build_splits, gather, shard_range
@@ -46,6 +49,7 @@ from seqflow.train.objectives import (
     Objective,
     build_objective,
     evaluate_nll,
+    log_prob_of,
     nll_units,
 )
 
@@ -53,6 +57,7 @@ STATE_FILE = "trainer_state.json"
 EMA_FILE = "ema.safetensors"
 LOG_FILE = "train_log.jsonl"
 GIVEN_SPLITS = "GIVEN_SPLITS"
+CALLER_FLOW = "CALLER_FLOW"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -68,6 +73,7 @@ class TrainResult:
     skipped: int = 0
     steps_per_second: float = float("nan")
     samples_per_second: float = float("nan")
+    stopped_early: bool = False
 
 
 def lr_lambda(cfg: Config):
@@ -119,16 +125,66 @@ def check_resume_compatible(out: Path, cfg: Config) -> None:
         )
 
 
+def flow_signature(flow: nn.Module) -> dict:
+    """Class, parameter count and a hash of every state-dict key, shape and dtype of ``flow``.
+
+    Two flows with the same signature can load each other's checkpoints; resuming a run with a
+    caller-built flow of another architecture is refused on a signature mismatch.
+    """
+    digest = hashlib.sha256()
+    for key, value in flow.state_dict().items():
+        digest.update(f"{key}:{tuple(value.shape)}:{value.dtype};".encode())
+    return {"class": type(flow).__name__,
+            "parameters": sum(p.numel() for p in flow.parameters()),
+            "signature": digest.hexdigest()}
+
+
+def check_flow(flow: nn.Module, features: int) -> None:
+    """Refuse a caller-built flow that cannot score ``(batch, features)`` rows."""
+    if not isinstance(flow, nn.Module) or not callable(getattr(flow, "log_prob", None)):
+        raise ValueError(f"flow must be an nn.Module with a log_prob(x) method, got "
+                         f"{type(flow).__name__}")
+    shape = getattr(flow, "shape", None)
+    if isinstance(shape, tuple):  # a seqflow Distribution knows its event shape
+        if shape != (features,):
+            raise ValueError(f"flow {type(flow).__name__} has event shape {shape} but "
+                             f"model.features={features} (the data has {features} columns)")
+        return
+    was_training = flow.training
+    try:
+        with torch.no_grad():
+            out = log_prob_of(flow.eval(), torch.zeros(2, features))
+    except Exception as err:
+        raise ValueError(f"flow {type(flow).__name__}.log_prob fails on a (2, {features}) batch "
+                         f"of model.features={features}: {err}") from err
+    finally:
+        flow.train(was_training)
+    if tuple(out.shape) != (2,):
+        raise ValueError(f"flow {type(flow).__name__}.log_prob maps a (2, {features}) batch to "
+                         f"shape {tuple(out.shape)}; expected (2,)")
+
+
 def _tensorboard_installed() -> bool:
     return importlib.util.find_spec("tensorboard") is not None
 
 
 class Trainer:
-    """Train ``cfg``'s model on ``cfg``'s data into ``out_dir``, resuming if possible."""
+    """Train ``cfg``'s model on ``cfg``'s data into ``out_dir``, resuming if possible.
+
+    ``flow`` replaces the config-built model by a caller-built one: a
+    :class:`~seqflow.distributions.Flow` or any ``nn.Module`` with ``log_prob(x)`` on
+    ``(batch, model.features)`` rows (e.g. :class:`~seqflow.mixture.MADEMoG`). It is trained in
+    place; the saved config records ``model.kind: custom``. To resume, pass a flow of the same
+    architecture again (any weights: the checkpoint's replace them).
+    """
 
     def __init__(self, cfg: Config, out_dir: str | Path, objective: Objective | None = None,
-                 splits: dict[str, TensorDataset] | None = None):
+                 splits: dict[str, TensorDataset] | None = None, flow: nn.Module | None = None):
+        if flow is not None:
+            check_flow(flow, cfg.model.features)
+            cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, kind="custom"))
         self.cfg, self.out = cfg, Path(out_dir)
+        self._caller_flow = flow
         self._given_splits = None if splits is None else check_splits(splits, cfg.model.features)
         self.objective = objective or build_objective(cfg.train.objective)
         _fresh_accelerate_state()
@@ -168,7 +224,7 @@ class Trainer:
         self.train_rows = splits["train"].tensors[0].to(acc.device)
         self.batches = ShardedBatches(len(splits["train"]), t.batch_size, acc.num_processes,
                                       acc.process_index, t.seed)
-        flow = build_flow(cfg.model)
+        flow = self._caller_flow if self._caller_flow is not None else build_flow(cfg.model)
         if has_data_dependent_init(flow):
             # Initialize from the first global batch, identical on every rank, before DDP wraps
             # the model: otherwise each rank would initialize from its own shard.
@@ -181,7 +237,7 @@ class Trainer:
         self.model, self.optimizer, self.scheduler = acc.prepare(model, optimizer, scheduler)
         self.ema = EMA(self.flow, t.ema_decay) if t.ema_decay > 0 else None
 
-        self.step, self.skipped = 0, 0
+        self.step, self.skipped, self.bad_evals = 0, 0, 0
         self.best_val, self.last_val = math.inf, {}
         self.resumed_from = None
         if resume_dir is not None:
@@ -193,11 +249,11 @@ class Trainer:
             self._tracking = True
 
     @property
-    def flow(self) -> Flow:
+    def flow(self) -> nn.Module:
         return self.accelerator.unwrap_model(self.model).flow
 
     @property
-    def eval_flow(self) -> Flow:
+    def eval_flow(self) -> nn.Module:
         return self.ema.model if self.ema is not None else self.flow
 
     # ----------------------------------------------------------------------------- run dir
@@ -215,6 +271,7 @@ class Trainer:
             resume_dir = ckpt.find_resumable(self.ckpt_root)
         if resume_dir is not None:
             check_resume_compatible(self.out, self.cfg)
+            self._check_same_caller_flow()
         elif self.main and ckpt.step_dirs(self.ckpt_root):
             warnings.warn(f"no usable checkpoint in {self.ckpt_root}; starting from step 0",
                           stacklevel=2)
@@ -222,8 +279,26 @@ class Trainer:
             save_config(self.cfg, self.out / "config.yaml")
             if self._given_splits is not None:  # seqflow eval cannot rebuild these splits
                 (self.out / GIVEN_SPLITS).write_text("trained on in-memory splits\n")
+            if self._caller_flow is not None:  # nor a flow built outside the config
+                ckpt.write_json_atomic(flow_signature(self._caller_flow), self.out / CALLER_FLOW)
         acc.wait_for_everyone()
         return resume_dir
+
+    def _check_same_caller_flow(self) -> None:
+        """Refuse to resume a caller-built flow's run with a flow of another architecture."""
+        if self._caller_flow is None:
+            return  # the config's model.kind (not custom) already differs: see above
+        path = self.out / CALLER_FLOW
+        previous = json.loads(path.read_text()) if path.is_file() else None
+        current = flow_signature(self._caller_flow)
+        if previous != current:
+            was = "an unrecorded flow" if previous is None else (
+                f"{previous['class']} with {previous['parameters']} parameters")
+            raise ValueError(
+                f"{self.out} holds a run of {was}; the given flow is {current['class']} with "
+                f"{current['parameters']} parameters and another architecture: resume with the "
+                "same flow or choose another out_dir"
+            )
 
     def _state(self) -> dict:
         return {
@@ -231,6 +306,7 @@ class Trainer:
             "best_val_nll": None if math.isinf(self.best_val) else self.best_val,
             "num_processes": self.accelerator.num_processes,
             "ema_updates": self.ema.updates if self.ema is not None else 0,
+            "bad_evals": self.bad_evals,
         }
 
     def _load(self, directory: Path) -> None:
@@ -248,6 +324,7 @@ class Trainer:
             ) from err
         ckpt.load_rng(directory, self.accelerator.process_index)
         self.step, self.skipped = state["step"], state["skipped"]
+        self.bad_evals = state.get("bad_evals", 0)
         best = state["best_val_nll"]
         self.best_val = math.inf if best is None else best
         if self.ema is not None:
@@ -418,7 +495,7 @@ class Trainer:
         window_steps, window_time, total_time, total_steps = 0, 0.0, 0.0, 0
         grad_norm = None
         self.model.train()
-        while self.step < t.max_steps:
+        while self.step < t.max_steps and not self.patience_exhausted:
             start = time.perf_counter()
             sums, norm = self._train_step(self.step * t.grad_accum)
             self.step += 1
@@ -448,7 +525,12 @@ class Trainer:
         global_batch = self.batches.global_batch * t.grad_accum
         rate = total_steps / total_time if total_time > 0 else float("nan")
         return TrainResult(self.step, self.out, self.last_val, self.resumed_from, self.skipped,
-                           rate, rate * global_batch)
+                           rate, rate * global_batch, self.patience_exhausted)
+
+    @property
+    def patience_exhausted(self) -> bool:
+        """True once ``train.patience`` evaluations in a row brought no better validation NLL."""
+        return 0 < self.cfg.train.patience <= self.bad_evals
 
     def close(self) -> None:
         """End the trackers and release the run directory (also after an error)."""
@@ -489,8 +571,10 @@ class Trainer:
                 handle.write(json.dumps({"step": self.step, **{f"val_{k}": v
                                                                for k, v in val.items()}}) + "\n")
         if val["nll"] < self.best_val:
-            self.best_val = val["nll"]
+            self.best_val, self.bad_evals = val["nll"], 0
             self._save_weights("best", val)
+        else:
+            self.bad_evals += 1
 
 
 def check_splits(splits: dict[str, TensorDataset], features: int) -> dict[str, TensorDataset]:
@@ -517,13 +601,15 @@ def check_splits(splits: dict[str, TensorDataset], features: int) -> dict[str, T
 
 
 def train(cfg: Config, out_dir: str | Path, objective: Objective | None = None,
-          splits: dict[str, TensorDataset] | None = None) -> TrainResult:
+          splits: dict[str, TensorDataset] | None = None,
+          flow: nn.Module | None = None) -> TrainResult:
     """Train (or resume) ``cfg`` into ``out_dir``; see :class:`Trainer`.
 
     ``splits`` replaces the configured data source with in-memory ``TensorDataset`` splits
     (``train`` required, ``val``/``test`` optional); ``cfg.data`` is then only recorded.
+    ``flow`` replaces the configured model with a caller-built one, trained in place.
     """
-    trainer = Trainer(cfg, out_dir, objective, splits)
+    trainer = Trainer(cfg, out_dir, objective, splits, flow)
     try:
         return trainer.fit()
     finally:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from seqflow.distributions import Flow
 from seqflow.train import checkpoints as ckpt
@@ -31,19 +31,14 @@ def _last_checkpoint_weights(run: Path) -> tuple[dict[str, Tensor], dict]:
     return weights, {"step": state["step"]}
 
 
-def load_run(run_dir: str | Path, weights: str = "auto") -> tuple[Flow, Config, dict]:
-    """Rebuild the flow of a run and load its weights.
-
-    ``weights``: ``best`` (lowest validation NLL), ``final`` (end of training), ``last`` (newest
-    valid checkpoint) or ``auto`` (the first of those that exists). EMA weights are used
-    whenever the run kept an EMA. Returns ``(flow in eval mode, config, info)``.
-    """
-    run = Path(run_dir)
+def _check_run_dir(run: Path, weights: str) -> None:
     if not (run / "config.yaml").is_file():
         raise FileNotFoundError(f"{run} is not a seqflow run directory (no config.yaml)")
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
-    cfg = load_config(run / "config.yaml")
+
+
+def _read_weights(run: Path, weights: str) -> tuple[dict[str, Tensor], dict]:
     order = ["best", "final", "last"] if weights == "auto" else [weights]
     for which in order:
         if which == "last":
@@ -54,15 +49,53 @@ def load_run(run_dir: str | Path, weights: str = "auto") -> tuple[Flow, Config, 
             continue
         else:
             raise FileNotFoundError(f"{run / which} does not exist")
-        flow = build_flow(cfg.model)
-        flow.load_state_dict(state)
-        return flow.eval(), cfg, {"weights": which, **info}
-    raise ckpt.CheckpointError(f"{run} holds no weights")  # pragma: no cover - loop returns
+        return state, {"weights": which, **info}
+    raise ckpt.CheckpointError(f"{run} holds no weights")
+
+
+def refuse_caller_flow(run_dir: str | Path) -> None:
+    """Raise when ``run_dir`` was trained with ``Trainer(flow=...)``: its config cannot rebuild
+    the flow, so ``seqflow eval``/``sample`` cannot use it."""
+    if (Path(run_dir) / "CALLER_FLOW").is_file():
+        raise ValueError(f"{run_dir} was trained with a caller-built flow (Trainer(..., flow=...)) "
+                         "that its config cannot rebuild; build the same flow and load the run "
+                         "into it with seqflow.train.inference.load_weights")
+
+
+def load_weights(run_dir: str | Path, flow: nn.Module, weights: str = "auto") -> dict:
+    """Load a run's weights into ``flow`` (e.g. a caller-built one) and set it to eval mode.
+
+    ``weights`` as in :func:`load_run`; returns ``{"weights": which, "step": ..., ...}``.
+    """
+    run = Path(run_dir)
+    _check_run_dir(run, weights)
+    state, info = _read_weights(run, weights)
+    flow.load_state_dict(state)
+    flow.eval()
+    return info
+
+
+def load_run(run_dir: str | Path, weights: str = "auto") -> tuple[Flow, Config, dict]:
+    """Rebuild the flow of a run and load its weights.
+
+    ``weights``: ``best`` (lowest validation NLL), ``final`` (end of training), ``last`` (newest
+    valid checkpoint) or ``auto`` (the first of those that exists). EMA weights are used
+    whenever the run kept an EMA. Returns ``(flow in eval mode, config, info)``.
+    """
+    run = Path(run_dir)
+    _check_run_dir(run, weights)
+    refuse_caller_flow(run)
+    cfg = load_config(run / "config.yaml")
+    state, info = _read_weights(run, weights)
+    flow = build_flow(cfg.model)
+    flow.load_state_dict(state)
+    return flow.eval(), cfg, info
 
 
 def evaluate_run(run_dir: str | Path, split: str = "test", weights: str = "auto",
                  batch_size: int = 4096) -> dict:
     """NLL of ``split`` under the run's flow (nats/sample, nats/dim, bits/dim)."""
+    refuse_caller_flow(run_dir)
     if (Path(run_dir) / "GIVEN_SPLITS").is_file():
         raise ValueError(f"{run_dir} was trained on in-memory splits that its config cannot "
                          "rebuild; evaluate it with seqflow.train.objectives.evaluate_nll")

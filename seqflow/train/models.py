@@ -68,6 +68,9 @@ MODEL_KINDS: dict[str, Callable[[ModelConfig], list[Transform]]] = {
 
 def build_flow(cfg: ModelConfig) -> Flow:
     """Build the flow named by ``cfg.kind`` with a standard-normal base of size ``features``."""
+    if cfg.kind == "custom":
+        raise ConfigError("model.kind=custom names a flow built by the caller "
+                          "(Trainer(cfg, out, flow=...)); it cannot be built from a config")
     if cfg.kind not in MODEL_KINDS:
         raise ConfigError(f"model.kind: {cfg.kind!r} is not one of {', '.join(MODEL_KINDS)}")
     return Flow(Compose(MODEL_KINDS[cfg.kind](cfg)), StandardNormal(cfg.features))

@@ -22,19 +22,30 @@ from seqflow.distributions import Flow
 LN2 = math.log(2.0)
 
 
+def log_prob_of(model: nn.Module, x: Tensor, context: Tensor | None = None) -> Tensor:
+    """``model.log_prob(x)`` ``(batch, *event) -> (batch,)`` for a :class:`Flow` or any module
+    with a ``log_prob(x[, context])`` method (e.g. :class:`~seqflow.mixture.MADEMoG`).
+
+    A :class:`Flow` skips its NaN/Inf input scan here: the engine checks the loss instead.
+    """
+    if isinstance(model, Flow):
+        return model.log_prob(x, context, validate=False)
+    return model.log_prob(x) if context is None else model.log_prob(x, context)
+
+
 class LogProbModel(nn.Module):
     """Wrap a flow so that ``forward(x) = flow.log_prob(x)``: ``(batch, *event) -> (batch,)``.
 
     DDP and ``accelerate.prepare`` hook a module's ``forward``; a :class:`Flow` is scored through
-    ``log_prob``, so the engine trains this wrapper.
+    ``log_prob``, so the engine trains this wrapper. ``flow`` may be any module with ``log_prob``.
     """
 
-    def __init__(self, flow: Flow):
+    def __init__(self, flow: nn.Module):
         super().__init__()
         self.flow = flow
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
-        return self.flow.log_prob(x, context, validate=False)
+        return log_prob_of(self.flow, x, context)
 
 
 @dataclass
@@ -86,10 +97,10 @@ def build_objective(name: str) -> Objective:
 
 
 @torch.no_grad()
-def evaluate_nll(flow: Flow, data: Tensor, batch_size: int) -> tuple[float, int]:
+def evaluate_nll(flow: nn.Module, data: Tensor, batch_size: int) -> tuple[float, int]:
     """Sum of NLL (nats) over the rows of ``data`` ``(rows, *event)`` and the row count."""
     total = torch.zeros((), dtype=torch.float64)
     for start in range(0, len(data), batch_size):
         chunk = data[start:start + batch_size]
-        total += -flow.log_prob(chunk, validate=False).double().sum().cpu()
+        total += -log_prob_of(flow, chunk).double().sum().cpu()
     return float(total), len(data)
