@@ -32,6 +32,25 @@ def test_quick_run_is_finite_and_maf_beats_the_gaussian_on_two_moons(tmp_path):
     report = (tmp_path / "results.md").read_text()
     assert "| maf |" in report and "density_moons.png" in report
     assert (tmp_path / "density_moons.png").stat().st_size > 1000
+    run = tmp_path / "runs" / "moons" / "maf" / "seed0"
+    assert (run / "CALLER_FLOW").is_file() and (run / "result.json").is_file()  # via the engine
+
+
+def test_rerun_reuses_finished_results_resumes_unfinished_and_refuses_other_settings(tmp_path):
+    compare = load("compare")
+    first = {r["model"]: r for r in compare.main(["--quick", "--out", str(tmp_path),
+                                                  "--no-plots"])}
+    again = {r["model"]: r for r in compare.main(["--quick", "--out", str(tmp_path),
+                                                  "--no-plots"])}
+    assert again["maf"]["reused"] and again["maf"]["test"] == first["maf"]["test"]
+    # A run killed before writing result.json resumes from its checkpoint (here the last one).
+    (tmp_path / "runs" / "moons" / "maf" / "seed0" / "result.json").unlink()
+    resumed = {r["model"]: r for r in compare.main(["--quick", "--out", str(tmp_path),
+                                                    "--no-plots"])}
+    assert resumed["maf"]["resumed"] and not resumed["maf"].get("reused")
+    assert resumed["maf"]["test"] == pytest.approx(first["maf"]["test"], abs=1e-6)
+    with pytest.raises(ValueError, match=r"other settings \(max_steps\)"):
+        compare.main(["--quick", "--steps", "200", "--out", str(tmp_path), "--no-plots"])
 
 
 def test_full_covariance_gaussian_matches_torch_distributions():

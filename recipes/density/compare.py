@@ -4,8 +4,15 @@ Trains and evaluates, with the same optimizer (Adam), batch size and step budget
 trained model, on the 2-D toy sets and on scikit-learn's 64-D digits (see
 :func:`seqflow.data.tabular.load_digits_split`). Models: full-covariance Gaussian (closed-form
 MLE), Gaussian KDE (bandwidth by validation), MADE, MADE MoG, RealNVP, Glow-style, MAF, MAF MoG,
-and planar / radial stacks (2-D only). Validation log-likelihood is checked every
-``--eval-every`` steps; the best weights are restored before testing (early stopping).
+and planar / radial stacks (2-D only). Every trained model goes through seqflow's one training
+engine (:func:`seqflow.train.train` with ``flow=`` and in-memory ``splits=``): validation
+log-likelihood every ``eval_every`` steps, early stopping (``train.patience``), and the best
+validation weights are restored before testing.
+
+Each (dataset, model, seed) trains in its own engine run directory
+``OUT/runs/<dataset>/<model>/seed<seed>/`` and writes ``result.json`` there when done. A rerun
+with the same ``--out`` reuses finished results and resumes unfinished runs from their last
+checkpoint, so an interrupted comparison loses at most ``checkpoint_every`` steps of one run.
 
     python recipes/density/compare.py --out runs/density --results-md docs/results/density.md
     python recipes/density/compare.py --quick --out /tmp/density-quick   # seconds, for tests
@@ -14,9 +21,7 @@ and planar / radial stacks (2-D only). Validation log-likelihood is checked ever
 from __future__ import annotations
 
 import argparse
-import copy
 import json
-import math
 import statistics
 import sys
 import time
@@ -24,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torch.utils.data import TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baselines import FullCovGaussian, GaussianKDE  # noqa: E402
@@ -33,6 +39,11 @@ from seqflow.data.tabular import load_digits_split  # noqa: E402
 from seqflow.data.toy import sample_toy  # noqa: E402
 from seqflow.distributions import Distribution, Flow, StandardNormal  # noqa: E402
 from seqflow.mixture import MADEMoG  # noqa: E402
+from seqflow.train import Config as EngineConfig  # noqa: E402
+from seqflow.train import config_from_dict  # noqa: E402
+from seqflow.train import train as engine_train  # noqa: E402
+from seqflow.train.checkpoints import write_json_atomic  # noqa: E402
+from seqflow.train.inference import load_weights  # noqa: E402
 from seqflow.transforms import (  # noqa: E402
     ActNorm,
     AffineCoupling,
@@ -66,6 +77,8 @@ class Config:
     lr: float = 1e-3
     eval_every: int = 50
     patience: int = 10  # evaluations without validation improvement before stopping
+    grad_clip: float = 10.0
+    checkpoint_every: int = 500  # rare: a checkpoint costs more than many steps of a small flow
     hidden_2d: int = 64
     hidden_tabular: int = 64
     flow_layers: int = 5
@@ -128,32 +141,31 @@ def mean_log_prob(model: Distribution, x: Tensor, chunk: int = 2048) -> float:
     return total / len(x)
 
 
-def train(model: Distribution, data: Data, cfg: Config, seed: int) -> dict:
-    """Adam on the negative log-likelihood with validation early stopping; returns stats."""
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    best_val, best_state, best_step, bad_evals, step = -math.inf, None, 0, 0, 0
-    for step in range(1, cfg.steps + 1):
-        model.train()
-        batch = data.train[torch.randint(0, len(data.train), (cfg.batch_size,),
-                                         generator=generator)]
-        loss = -model.log_prob(batch).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-        optimizer.step()
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            val = mean_log_prob(model, data.val)
-            if val > best_val:
-                best_val, best_state, best_step, bad_evals = val, copy.deepcopy(
-                    model.state_dict()), step, 0
-            else:
-                bad_evals += 1
-                if bad_evals >= cfg.patience:
-                    break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return {"steps_run": step, "best_step": best_step, "val": best_val}
+def engine_config(data: Data, cfg: Config, seed: int) -> EngineConfig:
+    """The engine settings of one trained model: Adam (AdamW without weight decay), constant
+    learning rate, no EMA, quiet (no tracker, no progress bar), one CPU thread."""
+    return config_from_dict({
+        "model": {"features": data.train.shape[1]},
+        "data": {"name": data.name},  # recorded only: the splits are given in memory
+        "train": {
+            "max_steps": cfg.steps, "batch_size": cfg.batch_size, "lr": cfg.lr,
+            "lr_schedule": "constant", "weight_decay": 0.0, "grad_clip": cfg.grad_clip,
+            "ema_decay": 0.0, "seed": seed, "eval_every": cfg.eval_every,
+            "patience": cfg.patience, "checkpoint_every": cfg.checkpoint_every,
+            "keep_checkpoints": 1, "log_every": cfg.eval_every, "log_with": "none",
+            "progress": False, "cpu_threads": 1, "mixed_precision": "no",
+        },
+    })
+
+
+def train(model: nn.Module, data: Data, cfg: Config, seed: int, run_dir: Path) -> dict:
+    """Train ``model`` in place through the engine (resuming ``run_dir`` if it holds a
+    checkpoint), then load its best-validation weights; returns stats."""
+    splits = {name: TensorDataset(getattr(data, name)) for name in ("train", "val", "test")}
+    result = engine_train(engine_config(data, cfg, seed), run_dir, splits=splits, flow=model)
+    info = load_weights(run_dir, model, "best")
+    return {"steps_run": result.step, "best_step": info["step"], "val": -info["val"]["nll"],
+            "resumed": result.resumed_from is not None}
 
 
 def count_parameters(model: Distribution) -> int:
@@ -166,10 +178,27 @@ def count_parameters(model: Distribution) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def run_one(model_name: str, data: Data, cfg: Config, seed: int) -> tuple[dict, Distribution]:
+def run_dir_of(out: Path, data: Data, model_name: str, seed: int) -> Path:
+    return out / "runs" / data.name / model_name / f"seed{seed}"
+
+
+def run_one(model_name: str, data: Data, cfg: Config, seed: int,
+            out: Path) -> tuple[dict, Distribution]:
+    """Fit or train one model, or reuse the finished result of an earlier invocation."""
     torch.manual_seed(seed)
     features = data.train.shape[1]
     model = build_model(model_name, features, cfg, seed)
+    run_dir = run_dir_of(out, data, model_name, seed)
+    done = run_dir / "result.json"
+    if model_name not in UNTRAINED and done.is_file():
+        saved = json.loads(done.read_text())
+        wanted = engine_config(data, cfg, seed).train.__dict__
+        if saved["engine_train"] != wanted:
+            changed = sorted(k for k in wanted if saved["engine_train"].get(k) != wanted[k])
+            raise ValueError(f"{done} was trained with other settings ({', '.join(changed)}); "
+                             "rerun with the same options or choose another --out")
+        load_weights(run_dir, model, "best")
+        return {**saved["record"], "reused": True}, model
     start = time.perf_counter()
     if model_name == "gaussian":
         model.fit(data.train)
@@ -179,12 +208,16 @@ def run_one(model_name: str, data: Data, cfg: Config, seed: int) -> tuple[dict, 
         stats = {"steps_run": 0, "best_step": 0, "val": mean_log_prob(model, data.val),
                  "bandwidth": bandwidth}
     else:
-        stats = train(model, data, cfg, seed)
+        stats = train(model, data, cfg, seed, run_dir)
     seconds = time.perf_counter() - start
     test = mean_log_prob(model, data.test)
     params = count_parameters(model)
-    return {"model": model_name, "dataset": data.name, "seed": seed, "test": test,
-            "params": params, "train_seconds": seconds, **stats}, model
+    record = {"model": model_name, "dataset": data.name, "seed": seed, "test": test,
+              "params": params, "train_seconds": seconds, **stats}
+    if model_name not in UNTRAINED:
+        write_json_atomic({"record": record,
+                           "engine_train": engine_config(data, cfg, seed).train.__dict__}, done)
+    return record, model
 
 
 def plot_dataset(data: Data, models: dict[str, Distribution], path: Path, cfg: Config) -> None:
@@ -253,22 +286,29 @@ def markdown(results: list[dict], datasets: list[Data], models: list[str], cfg: 
              command: str, plots: dict[str, str], wall: float) -> str:
     summary = summarize(results)
     names = [d.name for d in datasets]
+    reused = sum(r.get("reused", False) for r in results)
+    resumed = sum(r.get("resumed", False) for r in results)
     lines = [
         "# Density estimation: test log-likelihood",
         "",
         f"Command: `{command}`  ",
         "Machine: 2-core CPU, no GPU, shared with other engineers' jobs (timings are indicative); "
         "`torch.set_num_threads(1)`.  ",
-        f"Date: 2026-11-21. Total wall time of the run: {wall / 60:.1f} min.",
+        f"Date: 2026-11-21. Total wall time of the run: {wall / 60:.1f} min"
+        + (f" ({reused} of {len(results)} results reused from an earlier invocation, "
+           f"{resumed} resumed from a checkpoint)." if reused or resumed else "."),
         "",
         "Test average log-likelihood in nats per row (higher is better), mean ± std over "
         f"{len(cfg.seeds)} seeds ({', '.join(map(str, cfg.seeds))}); the seed sets initialization "
-        "and mini-batches, the data split is fixed. Trained models: Adam, lr "
-        f"{cfg.lr}, batch {cfg.batch_size}, at most {cfg.steps} steps, validation every "
-        f"{cfg.eval_every} steps, early stopping after {cfg.patience} evaluations without "
-        "improvement, best-validation weights restored. The Gaussian is the closed-form MLE; the "
-        "KDE bandwidth is chosen on the validation split (its parameter count is its stored "
-        "training rows). Planar/radial run on 2-D only. Widths: MADE hidden "
+        "and mini-batches, the data split is fixed. Trained models go through seqflow's training "
+        "engine (`seqflow.train.train(cfg, out, flow=model, splits=...)`, one run directory "
+        "per model and seed): Adam (AdamW, weight decay 0), constant lr "
+        f"{cfg.lr}, gradient-norm clip {cfg.grad_clip}, batch {cfg.batch_size} (per-epoch "
+        f"permutations seeded by the seed), at most {cfg.steps} steps, validation every "
+        f"{cfg.eval_every} steps, early stopping (`train.patience`) after {cfg.patience} "
+        "evaluations without improvement, best-validation weights restored. The Gaussian is the "
+        "closed-form MLE; the KDE bandwidth is chosen on the validation split (its parameter "
+        "count is its stored training rows). Planar/radial run on 2-D only. Widths: MADE hidden "
         f"{cfg.hidden_2d} (2-D) / {cfg.hidden_tabular} (digits), two hidden layers; "
         f"{cfg.flow_layers} MAF layers (orders alternating natural/reversed), "
         f"{2 * cfg.flow_layers} RealNVP couplings, {cfg.flow_layers} Glow steps, "
@@ -343,7 +383,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             if model_name in TWO_D_ONLY and data.train.shape[1] != 2:
                 continue
             for seed in cfg.seeds:
-                record, model = run_one(model_name, data, cfg, seed)
+                record, model = run_one(model_name, data, cfg, seed, args.out)
                 results.append(record)
                 print(json.dumps(record), flush=True)
                 if seed == cfg.seeds[0]:
