@@ -36,6 +36,17 @@ StreamIndex = Any  # an index usable as ``tensor[index]``, e.g. ``(slice(None), 
 ConditionerStream = Generator[tuple[StreamIndex, Tensor, Tensor], Tensor, None]
 
 
+def affine(y: Tensor, shift: Tensor, log_scale: Tensor, generate: bool) -> Tensor:
+    """The elementwise map of every autoregressive affine layer, any shape.
+
+    ``generate=True``: noise -> data, ``x = z * exp(s) + mu``; ``False``: data -> noise,
+    ``z = (x - mu) * exp(-s)``. Its log|det| per element is ``s`` resp. ``-s``.
+    """
+    if generate:
+        return y * torch.exp(log_scale) + shift
+    return (y - shift) * torch.exp(-log_scale)
+
+
 class AutoregressiveAffine(Transform):
     """Affine autoregressive transform with a pluggable conditioner.
 
@@ -84,11 +95,11 @@ class AutoregressiveAffine(Transform):
     # --- one-pass directions -------------------------------------------------------------
     def _normalize_one_pass(self, x: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
         shift, log_scale = self._params(x, context)
-        return (x - shift) * torch.exp(-log_scale), -sum_except_batch(log_scale)
+        return affine(x, shift, log_scale, generate=False), -sum_except_batch(log_scale)
 
     def _generate_one_pass(self, z: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
         shift, log_scale = self._params(z, context)
-        return z * torch.exp(log_scale) + shift, sum_except_batch(log_scale)
+        return affine(z, shift, log_scale, generate=True), sum_except_batch(log_scale)
 
     # --- sequential directions -----------------------------------------------------------
     def _sequential(
@@ -109,11 +120,7 @@ class AutoregressiveAffine(Transform):
             index, shift, raw = next(gen)
             while True:
                 log_scale = soft_clamp(raw, self.log_scale_bound)
-                part = inputs[index]
-                if generate:
-                    out = part * torch.exp(log_scale) + shift
-                else:
-                    out = (part - shift) * torch.exp(-log_scale)
+                out = affine(inputs[index], shift, log_scale, generate)
                 outputs[index] = out
                 logabsdet = logabsdet + sum_except_batch(log_scale)
                 index, shift, raw = gen.send(out)
@@ -135,10 +142,7 @@ class AutoregressiveAffine(Transform):
         outputs = torch.zeros_like(inputs)
         for _ in range(steps):
             shift, log_scale = self._params(outputs, context)
-            if generate:
-                outputs = inputs * torch.exp(log_scale) + shift
-            else:
-                outputs = (inputs - shift) * torch.exp(-log_scale)
+            outputs = affine(inputs, shift, log_scale, generate)
         total = sum_except_batch(log_scale)
         return outputs, (total if generate else -total)
 

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from seqflow.nn.context import SequenceContext
 from seqflow.nn.lstm import CausalLSTM
 from seqflow.nn.wavenet import WaveNet
-from seqflow.transforms.autoregressive import AutoregressiveAffine
+from seqflow.transforms.autoregressive import AutoregressiveAffine, affine
 from seqflow.transforms.base import Transform
 from seqflow.transforms.elementwise import soft_clamp
 
@@ -233,11 +233,7 @@ def stream_layers(
             for c in state.order:
                 shift, raw = state.params(c)
                 log_scale = soft_clamp(raw, layer.log_scale_bound)
-                # The affine step of AutoregressiveAffine._sequential, for one element.
-                if generate:
-                    values[c] = u[:, c] * torch.exp(log_scale) + shift
-                else:
-                    values[c] = (u[:, c] - shift) * torch.exp(-log_scale)
+                values[c] = affine(u[:, c], shift, log_scale, generate)
                 logdet = logdet + log_scale
                 state.feed(c, values[c])
             state.advance()
