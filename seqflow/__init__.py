@@ -4,11 +4,11 @@ from seqflow.distributions import (
     DiagonalNormal,
     Distribution,
     Flow,
+    MADEMoG,
     StandardLogistic,
     StandardNormal,
 )
-from seqflow.mixture import MADEMoG
-from seqflow.sequence_flow import SequenceFlow
+from seqflow.nn.context import SequenceContext
 from seqflow.transforms import *  # noqa: F403
 from seqflow.transforms import __all__ as _transforms_all
 
@@ -20,7 +20,7 @@ __all__ = [
     "Flow",
     "MADEMoG",
     "StandardLogistic",
-    "SequenceFlow",
+    "SequenceContext",
     "StandardNormal",
     *_transforms_all,
 ]

@@ -25,7 +25,7 @@ def perturb(module: nn.Module, scale: float = 0.3, seed: int = 0) -> nn.Module:
 
 def conditioning_kwargs(cond: bool) -> dict:
     """Local features (2 channels, 4 samples per frame) and 3 global ids, or nothing."""
-    return dict(cond_channels=2, upsample_factor=4, global_cond=3) if cond else {}
+    return dict(cond_channels=2, upsample_factor=4, num_global_ids=3) if cond else {}
 
 
 def make_context(cond: bool, batch: int, length: int, device=None, dtype=torch.float32):

@@ -83,7 +83,7 @@ def test_samples_are_reparameterized():
     with torch.no_grad():
         for p in flow.parameters():
             p.add_(0.2 * torch.randn_like(p))
-    flow.sample(64).square().mean().backward()
+    flow.rsample(64).square().mean().backward()
     for name, p in flow.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 

@@ -36,7 +36,7 @@ def randomized(made: MADE, seed: int = 0) -> MADE:
 
 
 def build(cfg: dict, device, params_per_feature: int = 3, hidden: int = 11) -> MADE:
-    made = MADE(D, hidden_features=hidden, num_layers=3, params_per_feature=params_per_feature,
+    made = MADE(D, hidden_features=hidden, blocks=3, params_per_feature=params_per_feature,
                 **cfg)
     return randomized(made.double().to(device))
 
@@ -79,16 +79,69 @@ def test_context_reaches_every_output_including_the_first(cfg, device):
 
 
 def test_hidden_degrees_cover_every_input_degree():
-    made = MADE(6, hidden_features=7, num_layers=2)
+    made = MADE(6, hidden_features=7, blocks=2)
     for layer in list(made.layers)[:-1]:
         assert set(layer.out_degrees.tolist()) == set(range(1, 6))
-    made_ctx = MADE(6, hidden_features=7, num_layers=2, context_features=2)
+    made_ctx = MADE(6, hidden_features=7, blocks=2, context_features=2)
     assert set(made_ctx.layers[0].out_degrees.tolist()) == set(range(0, 6))
 
 
-def test_too_narrow_hidden_layer_is_rejected():
-    with pytest.raises(ValueError, match="hidden_features=3"):
-        MADE(6, hidden_features=3)
+@pytest.mark.parametrize("context", [None, 2])
+def test_narrow_hidden_layer_is_legal_autoregressive_and_streams(context):
+    """Fewer hidden units than degrees: later degrees have no units, the order still holds."""
+    made = randomized(MADE(6, hidden_features=3, context_features=context, order="random",
+                           seed=4, params_per_feature=2)).double()
+    x = torch.randn(1, 6, dtype=torch.float64)
+    ctx = None if context is None else torch.randn(1, context, dtype=torch.float64)
+    jac = jacobian(lambda v: made.params(v, ctx), x)[0, :, :, 0, :]  # (P, D_out, D_in)
+    degrees = made.input_degrees
+    allowed = degrees[:, None] > degrees[None, :]
+    assert torch.all(jac[:, ~allowed] == 0)
+    assert jac.abs().sum() > 0
+    state = made.start_stream(1, ctx)
+    streamed = torch.zeros(1, 2, 6, dtype=torch.float64)
+    for feature in state.order:
+        streamed[:, :, feature] = state.params(feature)
+        state.feed(feature, x[:, feature])
+    torch.testing.assert_close(streamed, made.params(x, ctx), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cls_name", ["MADE", "MAF", "IAF"])
+@pytest.mark.parametrize("order", ["random", "reversed", [2, 0, 4, 1, 3]])
+@pytest.mark.parametrize("context", [None, 2])
+def test_stream_plan_follows_loaded_degrees(cls_name, order, context):
+    """A random-order model saved and loaded into a fresh instance streams by the loaded order.
+
+    Fresh instances draw another random order; the sequential direction must follow the
+    buffers, not the constructor's draw.
+    """
+    import seqflow
+
+    def build_one(seed):
+        torch.manual_seed(seed)
+        if cls_name == "MADE":
+            return randomized(MADE(5, hidden_features=9, context_features=context, order=order,
+                                   params_per_feature=2), seed).double()
+        layer = getattr(seqflow, cls_name)(5, hidden_features=9, context_features=context,
+                                           order=order)
+        return randomized(layer, seed).double()
+
+    trained, fresh = build_one(1), build_one(2)
+    fresh.start_stream(3, None if context is None else torch.zeros(3, context,
+                                                                    dtype=torch.float64)) \
+        if cls_name == "MADE" else None  # builds and caches a plan from the fresh degrees
+    fresh.load_state_dict(trained.state_dict())
+    x = torch.randn(3, 5, dtype=torch.float64)
+    ctx = None if context is None else torch.randn(3, context, dtype=torch.float64)
+    with torch.no_grad():
+        if cls_name == "MADE":
+            torch.testing.assert_close(run_stream(fresh, x, ctx), fresh.params(x, ctx))
+        else:
+            torch.testing.assert_close(fresh.sequential(x, ctx)[0],
+                                       trained.sequential(x, ctx)[0], rtol=1e-10, atol=1e-10)
+            torch.testing.assert_close(fresh.sequential(x, ctx)[0],
+                                       fresh.naive_sequential(x, ctx)[0], rtol=1e-10,
+                                       atol=1e-10)
 
 
 def test_masked_linear_masks_the_weight():
@@ -100,20 +153,15 @@ def test_masked_linear_masks_the_weight():
 
 
 def run_stream(made: MADE, x: torch.Tensor, context) -> torch.Tensor:
-    """Drive ``stream_params`` with the true values of ``x``; collect ``(batch, P, D)``."""
+    """Drive a stream state with the true values of ``x``; collect ``(batch, P, D)``."""
     out = torch.full((x.shape[0], made.params_per_feature, D), float("nan"),
                      dtype=x.dtype, device=x.device)
-    gen = made.stream_params(x, context)
-    feature, params = next(gen)
-    seen = []
-    try:
-        while True:
-            seen.append(feature)
-            out[:, :, feature] = params
-            feature, params = gen.send(x[:, feature])
-    except StopIteration:
-        pass
-    assert seen == made.input_degrees.argsort().tolist()  # one feature per step, in order
+    state = made.start_stream(x.shape[0], context)
+    assert state.order == made.input_degrees.argsort().tolist()  # features by degree
+    for feature in state.order:
+        out[:, :, feature] = state.params(feature)
+        state.feed(feature, x[:, feature])
+    state.advance()
     return out
 
 

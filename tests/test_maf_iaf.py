@@ -7,7 +7,7 @@ import torch
 from torch.autograd.functional import jacobian
 
 from seqflow.distributions import Flow, StandardNormal
-from seqflow.mixture import MADEMoG
+from seqflow.distributions import MADEMoG
 from seqflow.transforms import Compose
 from seqflow.transforms.maf import IAF, MAF
 
@@ -35,7 +35,7 @@ def randomized(module: torch.nn.Module, seed: int = 0, scale: float = 0.5):
 
 
 def make_layer(cls, settings: dict, device, features: int = D):
-    layer = cls(features, hidden_features=12, num_layers=2, **settings)
+    layer = cls(features, hidden_features=12, blocks=2, **settings)
     return randomized(layer.double().to(device))
 
 
@@ -57,10 +57,9 @@ def order_permutation(layer) -> torch.Tensor:
 def test_layer_jacobian_is_exactly_triangular_in_its_order(cls, settings, direction, streaming,
                                                             device):
     layer = make_layer(cls, settings, device)
-    layer.use_streaming = streaming
     x = torch.randn(1, D, dtype=torch.float64, device=device)
     context = make_context(layer, 1, device)
-    fn = layer if direction == "forward" else layer.inverse
+    fn = directed(layer, direction, naive=not streaming)
     jac = jacobian(lambda v: fn(v, context)[0], x)[0, :, 0, :].cpu()  # (D_out, D_in)
     perm = order_permutation(layer)
     ordered = jac[perm][:, perm]
@@ -89,19 +88,20 @@ def test_stack_with_a_shared_order_is_triangular_after_that_permutation(cls, dev
 @pytest.mark.parametrize("cls", CLASSES)
 def test_inverse_and_logdet_match_autograd(cls, settings, streaming, device):
     layer = make_layer(cls, settings, device)
-    layer.use_streaming = streaming
+    forward = directed(layer, "forward", naive=not streaming)
+    inverse = directed(layer, "inverse", naive=not streaming)
     x = torch.randn(4, D, dtype=torch.float64, device=device)
     context = make_context(layer, 4, device)
-    z, logdet = layer(x, context)
-    x_back, logdet_inv = layer.inverse(z, context)
+    z, logdet = forward(x, context)
+    x_back, logdet_inv = inverse(z, context)
     torch.testing.assert_close(x_back, x, rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(logdet_inv, -logdet, rtol=1e-10, atol=1e-10)
     for i in range(4):
         ctx = None if context is None else context[i : i + 1]
-        jac = jacobian(lambda v: layer(v, ctx)[0], x[i : i + 1])[0, :, 0, :]  # noqa: B023
+        jac = jacobian(lambda v: forward(v, ctx)[0], x[i : i + 1])[0, :, 0, :]  # noqa: B023
         torch.testing.assert_close(logdet[i], torch.linalg.slogdet(jac)[1], rtol=1e-10,
                                    atol=1e-10)
-        jac_inv = jacobian(lambda v: layer.inverse(v, ctx)[0], z[i : i + 1])[0, :, 0, :]  # noqa: B023
+        jac_inv = jacobian(lambda v: inverse(v, ctx)[0], z[i : i + 1])[0, :, 0, :]  # noqa: B023
         torch.testing.assert_close(logdet_inv[i], torch.linalg.slogdet(jac_inv)[1], rtol=1e-10,
                                    atol=1e-10)
 
@@ -112,21 +112,27 @@ def test_streaming_equals_naive_path_at_d64_in_float32(cls):
     layer = randomized(cls(64, context_features=4), scale=0.05)
     y = torch.randn(256, 64)
     context = torch.randn(256, 4)
-    sequential = layer.inverse if cls is MAF else layer.forward
     with torch.no_grad():
-        fast, logdet_fast = sequential(y, context)
-        layer.use_streaming = False
-        naive, logdet_naive = sequential(y, context)
+        fast, logdet_fast = layer.sequential(y, context)
+        naive, logdet_naive = layer.naive_sequential(y, context)
     torch.testing.assert_close(fast, naive, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(logdet_fast, logdet_naive, rtol=1e-5, atol=1e-4)
+
+
+def directed(layer, direction: str, naive: bool):
+    """``layer`` or ``layer.inverse``; the sequential one by brute force when ``naive``."""
+    sequential = "inverse" if layer.conditioner_side == "data" else "forward"
+    if naive and direction == sequential:
+        return layer.naive_sequential
+    return layer if direction == "forward" else layer.inverse
 
 
 def count_passes(flow: Flow) -> dict[str, int]:
     """Wrap every MADE's full pass and stream so calls are counted."""
     counts = {"params": 0, "stream": 0}
     for module in flow.modules():
-        if hasattr(module, "stream_params"):
-            full, stream = module.params, module.stream_params
+        if hasattr(module, "start_stream"):
+            full, stream = module.params, module.start_stream
 
             def counted_full(*a, _f=full, **k):
                 counts["params"] += 1
@@ -136,7 +142,7 @@ def count_passes(flow: Flow) -> dict[str, int]:
                 counts["stream"] += 1
                 return _s(*a, **k)
 
-            module.params, module.stream_params = counted_full, counted_stream
+            module.params, module.start_stream = counted_full, counted_stream
     return counts
 
 

@@ -12,14 +12,14 @@ from sequence_helpers import (  # noqa: F401  (single_thread is an autouse fixtu
     single_thread,
 )
 
-from seqflow import SequenceFlow, SequenceIAF, SequenceMAF, SequenceStack, StandardNormal
+from seqflow import Flow, SequenceIAF, SequenceMAF, SequenceStack, StandardNormal
 from seqflow.nn import SequenceContext
 
-TINY = dict(residual_channels=4, skip_channels=4, layers=2)
+TINY = dict(residual_channels=4, skip_channels=4, blocks=2)
 
 
 def tiny(cls, channels=1, conditioner="wavenet", cond=False, seed=0, scale=0.3):
-    size = TINY if conditioner == "wavenet" else dict(hidden_size=4, head_features=4)
+    size = TINY if conditioner == "wavenet" else dict(hidden_features=4, head_features=4)
     layer = cls(channels, conditioner=conditioner, **size, **conditioning_kwargs(cond))
     return perturb(layer, scale, seed).eval()
 
@@ -69,19 +69,19 @@ def test_log_det_matches_autograd_jacobian_float64(cond):
 
 def test_flow_length_explicit_or_from_context():
     maf = tiny(SequenceMAF, 1, cond=True)
-    flow = SequenceFlow(maf, StandardNormal(1))
+    flow = Flow(maf, StandardNormal(1))
     context = make_context(True, 3, 32)
     x, log_prob = flow.sample_and_log_prob(3, context)  # 8 frames x 4 samples per frame
     assert x.shape == (3, 1, 32)
     torch.testing.assert_close(flow.log_prob(x, context), log_prob, rtol=1e-4, atol=1e-3)
-    plain = SequenceFlow(tiny(SequenceIAF, 2), StandardNormal(2))
+    plain = Flow(tiny(SequenceIAF, 2), StandardNormal(2))
     assert plain.sample(2, length=7).shape == (2, 2, 7)
-    with pytest.raises(ValueError, match="give length="):
+    with pytest.raises(ValueError, match="needs length="):
         plain.sample(2)
 
 
 def test_iaf_sample_and_log_prob_is_one_pass_and_consistent():
-    flow = SequenceFlow(tiny(SequenceIAF, 2, cond=True), StandardNormal(2))
+    flow = Flow(tiny(SequenceIAF, 2, cond=True), StandardNormal(2))
     context = make_context(True, 2, 16)
     x, log_prob = flow.sample_and_log_prob(2, context)
     # log_prob of given data goes through the sequential (streaming) direction.
@@ -89,7 +89,7 @@ def test_iaf_sample_and_log_prob_is_one_pass_and_consistent():
 
 
 def test_global_only_context_and_lstm():
-    layer = SequenceMAF(2, conditioner="lstm", hidden_size=4, head_features=4, global_cond=5)
+    layer = SequenceMAF(2, conditioner="lstm", hidden_features=4, head_features=4, num_global_ids=5)
     z, _ = layer(torch.randn(3, 2, 9), torch.tensor([0, 4, 2]))
     assert z.shape == (3, 2, 9)
 

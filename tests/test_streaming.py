@@ -12,7 +12,7 @@ from sequence_helpers import (  # noqa: F401  (single_thread is an autouse fixtu
 )
 
 from seqflow import SequenceIAF, SequenceMAF, SequenceStack
-from seqflow.streaming import RingBuffer
+from seqflow.nn.streaming import RingBuffer
 
 RTOL, ATOL = 1e-4, 1e-5
 
@@ -20,14 +20,14 @@ RTOL, ATOL = 1e-4, 1e-5
 def build(kind, channels, cond, layers=2, conditioner="wavenet", seed=0):
     cls = SequenceMAF if kind == "maf" else SequenceIAF
     if conditioner == "wavenet":
-        size = dict(residual_channels=8, skip_channels=8, layers=3)
+        size = dict(residual_channels=8, skip_channels=8, blocks=3)
     else:
-        size = dict(hidden_size=8, head_features=8)
+        size = dict(hidden_features=8, head_features=8)
     order = [[2, 0, 1], "natural", "reversed"]
     made = []
     for i in range(layers):
         channel_order = order[i % 3] if channels == 3 else "natural"
-        layer = cls(channels, conditioner=conditioner, channel_order=channel_order,
+        layer = cls(channels, conditioner=conditioner, order=channel_order,
                     **size, **conditioning_kwargs(cond))
         made.append(perturb(layer, 0.3, seed=seed + i))
     return SequenceStack(made).eval()
@@ -42,9 +42,7 @@ def stack_length(stack) -> int:
 def naive_inverse(stack, z, context):
     """Layer after layer, each with one full conditioner pass per element (reference)."""
     for layer in reversed(stack.layers):
-        layer.use_streaming = False
-        z, _ = layer.inverse(z, context)
-        layer.use_streaming = True
+        z, _ = layer.naive_sequential(z, context)
     return z
 
 
@@ -70,8 +68,8 @@ def test_maf_sampling_stream_equals_full_pass(channels, cond, conditioner, devic
 def test_stream_with_wider_kernels_and_dilation_cycles(kind, device):
     """Kernel 3 (two past taps per block, read together) and dilations restarting twice."""
     cls = SequenceMAF if kind == "maf" else SequenceIAF
-    layers = [perturb(cls(3, residual_channels=8, skip_channels=8, kernel_size=3, layers=4,
-                          cycles=2, channel_order=order, **conditioning_kwargs(True)), seed=i)
+    layers = [perturb(cls(3, residual_channels=8, skip_channels=8, kernel_size=3, blocks=4,
+                          cycles=2, order=order, **conditioning_kwargs(True)), seed=i)
               for i, order in enumerate(["natural", [1, 2, 0]])]
     stack = SequenceStack(layers).eval().to(device)
     length = stack_length(stack)
@@ -104,9 +102,8 @@ def test_iaf_density_stream_equals_full_pass(channels, cond, device):
 
 @pytest.mark.parametrize("kind", ["maf", "iaf"])
 @pytest.mark.parametrize("channels", [1, 3])
-def test_single_layer_generator_path_equals_stack_driver(kind, channels):
-    """AutoregressiveAffine's own streaming loop and the stack driver agree, and both equal
-    the naive path."""
+def test_single_layer_direction_equals_driver_and_naive_path(kind, channels):
+    """A layer's sequential direction, the driver and the naive path agree."""
     layer = build(kind, channels, cond=True, layers=1).layers[0]
     context = make_context(True, 2, 24)
     y = torch.randn(2, channels, 24)
@@ -114,8 +111,7 @@ def test_single_layer_generator_path_equals_stack_driver(kind, channels):
     with torch.no_grad():
         out, logdet = sequential(y, context)
         out_driver, logdet_driver = layer.sequential(y, context)
-        layer.use_streaming = False
-        out_naive, logdet_naive = sequential(y, context)
+        out_naive, logdet_naive = layer.naive_sequential(y, context)
     torch.testing.assert_close(out_driver, out, rtol=RTOL, atol=ATOL)
     torch.testing.assert_close(out_naive, out, rtol=RTOL, atol=ATOL)
     torch.testing.assert_close(logdet_driver, logdet, rtol=RTOL, atol=1e-4)

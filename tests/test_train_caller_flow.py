@@ -10,7 +10,7 @@ from train_cases import max_weight_diff, tiny_config
 
 from seqflow import cli
 from seqflow.distributions import Flow, StandardNormal
-from seqflow.mixture import MADEMoG
+from seqflow.distributions import MADEMoG
 from seqflow.train.config import ConfigError
 from seqflow.train.data import build_splits
 from seqflow.train.engine import train

@@ -10,7 +10,7 @@ from sequence_helpers import (  # noqa: F401  (single_thread is an autouse fixtu
     single_thread,
 )
 
-from seqflow import SequenceFlow, StandardNormal, WaveGlow
+from seqflow import Flow, StandardNormal, WaveGlow
 from seqflow.transforms.waveglow import squeeze, unsqueeze
 
 
@@ -27,7 +27,7 @@ def test_squeeze_roundtrip_and_layout():
 def test_invertible_over_16000_samples_with_conditioning(device):
     torch.manual_seed(0)
     flow = WaveGlow(1, squeeze_factor=8, steps=3, cond_channels=5, upsample_factor=16,
-                    residual_channels=8, layers=3)
+                    residual_channels=8, blocks=3)
     flow = perturb(flow, 0.05).eval().to(device)
     x = torch.randn(2, 1, 16000, device=device)
     mel = torch.randn(2, 5, 1000, device=device)
@@ -43,7 +43,7 @@ def test_invertible_over_16000_samples_with_conditioning(device):
 def test_log_det_matches_autograd_jacobian_float64(channels, factor):
     torch.manual_seed(1)
     flow = WaveGlow(channels, squeeze_factor=factor, steps=2, cond_channels=3,
-                    upsample_factor=2, residual_channels=4, layers=2)
+                    upsample_factor=2, residual_channels=4, blocks=2)
     flow = perturb(flow, 0.2).double().eval()
     x = torch.randn(1, channels, 8, dtype=torch.float64)
     mel = torch.randn(1, 3, 4, dtype=torch.float64)
@@ -55,8 +55,8 @@ def test_log_det_matches_autograd_jacobian_float64(channels, factor):
 
 
 def test_sample_length_from_mel_and_errors():
-    flow = SequenceFlow(WaveGlow(1, 4, 2, cond_channels=3, upsample_factor=8, residual_channels=4,
-                                 layers=2).eval(), StandardNormal(1))
+    flow = Flow(WaveGlow(1, 4, 2, cond_channels=3, upsample_factor=8, residual_channels=4,
+                                 blocks=2).eval(), StandardNormal(1))
     assert flow.sample(2, torch.randn(2, 3, 5)).shape == (2, 1, 40)
     with pytest.raises(ValueError, match="divisible by 4"):
         flow.transform(torch.zeros(1, 1, 10), torch.zeros(1, 3, 5))

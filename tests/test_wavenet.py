@@ -35,11 +35,11 @@ def allowed_mask(degrees: torch.Tensor, length: int) -> torch.Tensor:
 
 
 CONDITIONERS = {
-    "wavenet": lambda c, **kw: WaveNet(c, residual_channels=12, skip_channels=12, layers=3, **kw),
+    "wavenet": lambda c, **kw: WaveNet(c, residual_channels=12, skip_channels=12, blocks=3, **kw),
     "wavenet-k3-cycles": lambda c, **kw: WaveNet(
-        c, residual_channels=12, skip_channels=12, kernel_size=3, layers=4, cycles=2, **kw
+        c, residual_channels=12, skip_channels=12, kernel_size=3, blocks=4, cycles=2, **kw
     ),
-    "lstm": lambda c, **kw: CausalLSTM(c, hidden_size=12, head_features=12, **kw),
+    "lstm": lambda c, **kw: CausalLSTM(c, hidden_features=12, head_features=12, **kw),
 }
 
 
@@ -49,7 +49,7 @@ CONDITIONERS = {
 def test_autoregressive_by_gradients(kind, channels, cond, device):
     torch.manual_seed(0)
     order = [2, 0, 1] if channels == 3 else "natural"
-    net = CONDITIONERS[kind](channels, channel_order=order, **conditioning_kwargs(cond))
+    net = CONDITIONERS[kind](channels, order=order, **conditioning_kwargs(cond))
     net = perturb(net).double().to(device)
     length = 24
     y = torch.randn(1, channels, length, dtype=torch.float64, device=device)
@@ -89,7 +89,7 @@ def test_measured_receptive_field(kind, channels):
 
 def test_single_channel_is_wavenet_on_shifted_input():
     torch.manual_seed(2)
-    net = perturb(WaveNet(1, residual_channels=4, skip_channels=4, layers=2))
+    net = perturb(WaveNet(1, residual_channels=4, skip_channels=4, blocks=2))
     assert net.input_conv.current_tap_is_zero
     y = torch.randn(2, 1, 30)
     shift, _ = net(y)
@@ -102,7 +102,7 @@ def test_single_channel_is_wavenet_on_shifted_input():
 
 def test_fresh_conditioner_outputs_zero():
     y = torch.randn(2, 3, 16)
-    for net in (WaveNet(3, 8, 8, layers=2), CausalLSTM(3, 8, head_features=8)):
+    for net in (WaveNet(3, 8, 8, blocks=2), CausalLSTM(3, 8, head_features=8)):
         shift, raw = net(y)
         assert torch.count_nonzero(shift) == 0 and torch.count_nonzero(raw) == 0
 
@@ -128,7 +128,7 @@ def test_upsampler_lengths_and_identity():
 
 
 def test_context_errors_name_the_problem():
-    net = WaveNet(1, 4, 4, layers=2, cond_channels=2, upsample_factor=4, global_cond=3)
+    net = WaveNet(1, 4, 4, blocks=2, cond_channels=2, upsample_factor=4, num_global_ids=3)
     y = torch.zeros(2, 1, 16)
     with pytest.raises(ValueError, match="local features were not given"):
         net(y, torch.tensor([0, 1]))
@@ -139,4 +139,4 @@ def test_context_errors_name_the_problem():
     with pytest.raises(ValueError, match=r"expected \(batch, 1, time\)"):
         net(torch.zeros(2, 3, 16))
     with pytest.raises(ValueError, match="multiple of cycles"):
-        WaveNet(1, layers=5, cycles=2)
+        WaveNet(1, blocks=5, cycles=2)

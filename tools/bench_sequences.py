@@ -6,7 +6,7 @@
 
 Times (median over ``--repeats``, ``torch.inference_mode``, one intra-op thread unless
 ``--threads``) of one SequenceMAF layer and one SequenceIAF layer (WaveNet conditioner,
-``--residual`` channels, ``--layers`` blocks, kernel 2) inside a :class:`SequenceFlow`, and a
+``--residual`` channels, ``--layers`` blocks, kernel 2) inside a :class:`Flow`, and a
 WaveGlow-style flow:
 
 * MAF log_prob (one pass), MAF sample streaming (ring buffers) and naive (one full conditioner
@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from seqflow import SequenceFlow, SequenceIAF, SequenceMAF, StandardNormal, WaveGlow  # noqa: E402
+from seqflow import Flow, SequenceIAF, SequenceMAF, StandardNormal, WaveGlow  # noqa: E402
 
 SAMPLE_RATES = (16000, 22050)
 
@@ -48,15 +48,15 @@ def timed(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def build_flows(args) -> dict[str, SequenceFlow]:
+def build_flows(args) -> dict[str, Flow]:
     torch.manual_seed(0)
-    size = dict(residual_channels=args.residual, skip_channels=args.residual, layers=args.layers)
+    size = dict(residual_channels=args.residual, skip_channels=args.residual, blocks=args.layers)
     flows = {
-        "maf": SequenceFlow(SequenceMAF(1, **size), StandardNormal(1)),
-        "iaf": SequenceFlow(SequenceIAF(1, **size), StandardNormal(1)),
-        "waveglow": SequenceFlow(
+        "maf": Flow(SequenceMAF(1, **size), StandardNormal(1)),
+        "iaf": Flow(SequenceIAF(1, **size), StandardNormal(1)),
+        "waveglow": Flow(
             WaveGlow(1, squeeze_factor=8, steps=args.waveglow_steps,
-                     residual_channels=args.residual, layers=args.waveglow_layers),
+                     residual_channels=args.residual, blocks=args.waveglow_layers),
             StandardNormal(1),
         ),
     }

@@ -38,7 +38,7 @@ from baselines import FullCovGaussian, GaussianKDE  # noqa: E402
 from seqflow.data.tabular import load_digits_split  # noqa: E402
 from seqflow.data.toy import sample_toy  # noqa: E402
 from seqflow.distributions import Distribution, Flow, StandardNormal  # noqa: E402
-from seqflow.mixture import MADEMoG  # noqa: E402
+from seqflow.distributions import MADEMoG  # noqa: E402
 from seqflow.train import Config as EngineConfig  # noqa: E402
 from seqflow.train import config_from_dict  # noqa: E402
 from seqflow.train import train as engine_train  # noqa: E402

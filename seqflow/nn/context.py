@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from seqflow.checks import describe_nonfinite
+
 
 @dataclass
 class SequenceContext:
@@ -56,6 +58,10 @@ class SequenceContext:
         return SequenceContext(local, ids)
 
 
+Context = Tensor | SequenceContext | None
+"""What every sequence layer accepts as ``context`` (see the module docstring)."""
+
+
 def split_context(context: Tensor | SequenceContext | None) -> tuple[Tensor | None, Tensor | None]:
     """Return ``(local, global_ids)`` from any accepted context form (see module docstring)."""
     if context is None:
@@ -80,13 +86,14 @@ def prepare_conditioning(
     batch: int,
     length: int,
     cond_channels: int | None,
-    global_cond: int | None,
+    num_global_ids: int | None,
     upsampler: Callable[[Tensor], Tensor] | None,
 ) -> tuple[Tensor | None, Tensor | None]:
     """Validate a context against a model's configuration and upsample its local features.
 
     Returns ``(cond, ids)``: ``cond`` ``(batch, cond_channels, length)`` or None, ``ids``
-    ``(batch,)`` or None. Raises ValueError naming the mismatch otherwise.
+    ``(batch,)`` or None. Raises ValueError naming the mismatch otherwise, including NaN/Inf
+    local features and global ids outside ``0 .. num_global_ids - 1``.
     """
     local, ids = split_context(context)
     if (local is None) != (cond_channels is None):
@@ -94,9 +101,9 @@ def prepare_conditioning(
             f"{name}: built with cond_channels={cond_channels} but local features were "
             f"{'not ' if local is None else ''}given"
         )
-    if (ids is None) != (global_cond is None):
+    if (ids is None) != (num_global_ids is None):
         raise ValueError(
-            f"{name}: built with global_cond={global_cond} but global ids were "
+            f"{name}: built with num_global_ids={num_global_ids} but global ids were "
             f"{'not ' if ids is None else ''}given"
         )
     cond = None
@@ -106,12 +113,24 @@ def prepare_conditioning(
                 f"{name}: expected local features (batch={batch}, {cond_channels}, frames), "
                 f"got {tuple(local.shape)}"
             )
-        cond = upsampler(local)
+        problem = describe_nonfinite(local)
+        if problem is not None:
+            raise ValueError(f"{name}: local features have {problem}")
+        cond = local if upsampler is None else upsampler(local)
         if cond.shape[-1] != length:
             raise ValueError(
                 f"{name}: local features of {local.shape[-1]} frames upsample to "
                 f"{cond.shape[-1]} samples, but the sequence has {length}"
             )
-    if ids is not None and tuple(ids.shape) != (batch,):
-        raise ValueError(f"{name}: expected global ids of shape ({batch},), got {tuple(ids.shape)}")
+    if ids is not None:
+        if tuple(ids.shape) != (batch,):
+            raise ValueError(
+                f"{name}: expected global ids of shape ({batch},), got {tuple(ids.shape)}"
+            )
+        outside = ids[(ids < 0) | (ids >= num_global_ids)]
+        if outside.numel():
+            raise ValueError(
+                f"{name}: global id {int(outside[0])} is out of range for num_global_ids="
+                f"{num_global_ids} (valid ids are 0..{num_global_ids - 1})"
+            )
     return cond, ids

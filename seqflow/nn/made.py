@@ -8,22 +8,25 @@ context, so that a degree-0 unit carries the context to the first output); the o
 feature ``i`` see hidden units of degree ``< degree(i)``.
 
 **Streaming.** A hidden unit of degree ``k`` depends only on inputs of degree ``<= k``. Once the
-inputs of degree ``1..k`` are known, :meth:`MADE.stream_params` computes exactly the hidden units
-of degree ``k`` in every layer (their inputs are a contiguous prefix once units are sorted by
+inputs of degree ``1..k`` are known, :class:`MADEStream` computes exactly the hidden units of
+degree ``k`` in every layer (their inputs are a contiguous prefix once units are sorted by
 degree) and then the outputs of the input of degree ``k + 1``. The whole sequential direction of
 a MAF (sampling) or IAF (density) therefore costs about one masked pass of arithmetic plus ``D``
-small steps, instead of ``D`` full passes.
+small steps, instead of ``D`` full passes. The plan behind it is derived from the degree
+buffers whenever they change (e.g. after ``load_state_dict`` of a random order), never frozen
+at construction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seqflow.checks import check_positive
 from seqflow.nn.masks import hidden_degrees, input_degrees, mask_from_degrees
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
@@ -32,8 +35,6 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "elu": F.elu,
     "gelu": F.gelu,
 }
-
-ParamStream = Generator[tuple[int, Tensor], Tensor, None]
 
 
 class MaskedLinear(nn.Linear):
@@ -78,9 +79,10 @@ class MADE(nn.Module):
 
     Args:
         features: D, the size of ``x``'s axis 1.
-        hidden_features: width of every hidden layer; at least ``D - 1`` (``D`` with a context)
-            so that every degree has a hidden unit (no output loses its inputs, no dead unit).
-        num_layers: hidden layers (``residual=False``) or residual blocks (``residual=True``).
+        hidden_features: width of every hidden layer. With at least ``D - 1`` units (``D`` with
+            a context) every degree has a hidden unit; fewer are legal (as in other libraries):
+            the degrees without units are skipped, so later outputs see fewer inputs.
+        blocks: hidden layers (``residual=False``) or residual blocks (``residual=True``).
         context_features: width of an optional context ``(batch, context_features)``; it enters
             the first hidden layer through an unmasked linear map.
         order: ``"natural"``, ``"reversed"``, ``"random"`` or an explicit permutation ``p``
@@ -96,7 +98,7 @@ class MADE(nn.Module):
     ``forward(x, context)`` returns a tuple of ``P`` tensors, each ``(batch, features)``; with
     ``P = 2`` that is ``(shift, raw_log_scale)``, the conditioner interface of
     :class:`~seqflow.transforms.AutoregressiveAffine`. :meth:`params` returns the same values as
-    one ``(batch, P, features)`` tensor.
+    one ``(batch, P, features)`` tensor; :meth:`start_stream` evaluates them feature by feature.
 
     >>> import torch
     >>> made = MADE(3, hidden_features=8, order=[2, 0, 1])
@@ -109,7 +111,7 @@ class MADE(nn.Module):
         self,
         features: int,
         hidden_features: int = 64,
-        num_layers: int = 2,
+        blocks: int = 2,
         context_features: int | None = None,
         order: str | Sequence[int] | Tensor = "natural",
         residual: bool = False,
@@ -119,23 +121,13 @@ class MADE(nn.Module):
         seed: int | None = None,
     ):
         super().__init__()
-        if features < 1 or num_layers < 1 or params_per_feature < 1:
-            raise ValueError(
-                f"MADE: features={features}, num_layers={num_layers} and "
-                f"params_per_feature={params_per_feature} must all be >= 1"
-            )
+        check_positive("MADE", features=features, hidden_features=hidden_features, blocks=blocks,
+                       params_per_feature=params_per_feature, context_features=context_features)
         if activation not in ACTIVATIONS:
             raise ValueError(
                 f"MADE: activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}"
             )
         min_degree = 0 if context_features else min(1, features - 1)
-        needed = features - min_degree
-        if hidden_features < needed:
-            raise ValueError(
-                f"MADE: hidden_features={hidden_features} is too small for features={features}"
-                f"{' with a context' if context_features else ''}: need >= {needed} so that every "
-                "degree has a hidden unit"
-            )
         self.features = features
         self.hidden_features = hidden_features
         self.context_features = context_features
@@ -150,7 +142,7 @@ class MADE(nn.Module):
 
         layers = [MaskedLinear(d_in, d_hidden, strict=False)]
         nodes = [_Node(0, -1, False, None)]
-        for _ in range(num_layers - 1 if not residual else num_layers):
+        for _ in range(blocks - 1 if not residual else blocks):
             if residual:
                 inner = len(nodes) - 1
                 layers += [MaskedLinear(d_hidden, d_hidden, strict=False) for _ in range(2)]
@@ -173,8 +165,8 @@ class MADE(nn.Module):
         self.context_layer = (
             nn.Linear(context_features, hidden_features, bias=False) if context_features else None
         )
-        self._build_stream_plan()
-        self._stream_cache: tuple[tuple, list[tuple[Tensor, Tensor]]] | None = None
+        self._plan_cache: tuple[tuple, StreamPlan] | None = None
+        self._weights_cache: tuple[tuple, list[tuple[Tensor, Tensor]]] | None = None
 
     # --- one full pass -------------------------------------------------------------------
     def params(self, x: Tensor, context: Tensor | None = None) -> Tensor:
@@ -226,146 +218,174 @@ class MADE(nn.Module):
             )
 
     # --- degree-sliced streaming ---------------------------------------------------------
-    def _build_stream_plan(self) -> None:
-        """Index bookkeeping for :meth:`stream_params`, computed once from the degrees.
+    def _degree_buffers(self) -> list[Tensor]:
+        return [self.input_degrees, *(layer.out_degrees for layer in self.layers)]
 
-        For every node: ``order`` sorts its units by degree (stable); ``bounds[k]`` is the
-        ``(start, end)`` range of its degree-``k`` units in sorted position; ``prefix[k]`` is
-        how many sorted source units a degree-``k`` unit reads (all source units of degree
-        ``<= k``). The output node is indexed by *step* ``k``: it produces the input of degree
-        ``k + 1``, whose ``P`` outputs are contiguous after sorting by ``(degree, param)``.
+    def stream_plan(self) -> StreamPlan:
+        """The index bookkeeping of :class:`MADEStream`, derived from the degree buffers.
+
+        Rebuilt whenever a degree buffer is replaced or written (``load_state_dict`` copies into
+        the buffers, which bumps their version), so a reloaded random order streams correctly.
         """
-        D = self.features
-        self._input_order = torch.argsort(self.input_degrees, stable=True)
-        unit_degrees: list[Tensor] = []
-        self._plan: list[tuple[Tensor, list[tuple[int, int]], list[int]]] = []
-        for i, node in enumerate(self._nodes):
-            layer = self.layers[node.layer]
-            src_deg = self.input_degrees if node.source < 0 else unit_degrees[node.source]
-            src_sorted = torch.sort(src_deg).values
-            prefix = [int(torch.searchsorted(src_sorted, k, right=True)) for k in range(D)]
-            if i == len(self._nodes) - 1:
-                # Sort outputs by (degree, param index); step k makes degree k + 1.
-                deg = layer.out_degrees.clone()
-                order = torch.argsort(deg * self.params_per_feature
-                                      + torch.arange(len(deg)) // D, stable=True)
-                P = self.params_per_feature
-                bounds = [(k * P, (k + 1) * P) for k in range(D)]
-            else:
-                deg = layer.out_degrees
-                order = torch.argsort(deg, stable=True)
-                deg_sorted = deg[order]
-                bounds = [
-                    (int(torch.searchsorted(deg_sorted, k)),
-                     int(torch.searchsorted(deg_sorted, k, right=True)))
-                    for k in range(D)
-                ]
-            unit_degrees.append(deg)
-            self._plan.append((order, bounds, prefix))
+        key = tuple((b.data_ptr(), b._version) for b in self._degree_buffers())
+        if self._plan_cache is None or self._plan_cache[0] != key:
+            self._plan_cache = (key, StreamPlan.build(self))
+        return self._plan_cache[1]
 
-    def _sorted_weights(self) -> list[tuple[Tensor, Tensor]]:
+    def sorted_weights(self, plan: StreamPlan) -> list[tuple[Tensor, Tensor]]:
         """Per node, weight and bias with rows sorted by unit degree and columns by source.
 
         Inside the blocks that the stream reads, the mask is all ones, so no mask multiply is
-        needed. Reused across calls while the parameters are unchanged and no gradient is being
-        recorded (sampling in a loop pays the gather once).
+        needed. Reused across calls while the parameters and the plan are unchanged and no
+        gradient is being recorded (sampling in a loop pays the gather once).
         """
         recording = torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())
-        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in self.parameters())
-        if not recording and self._stream_cache is not None and self._stream_cache[0] == key:
-            return self._stream_cache[1]
+        plan_key = self._plan_cache[0] if self._plan_cache is not None else None
+        key = (plan_key, *((p.data_ptr(), p._version, p.dtype, p.device)
+                           for p in self.parameters()))
+        if not recording and self._weights_cache is not None and self._weights_cache[0] == key:
+            return self._weights_cache[1]
         out = []
         for i, node in enumerate(self._nodes):
             layer = self.layers[node.layer]
-            order = self._plan[i][0].to(layer.weight.device)
-            if node.source < 0:
-                src_order = self._input_order.to(layer.weight.device)
-            else:
-                src_order = self._plan[node.source][0].to(layer.weight.device)
-            out.append((layer.weight[order][:, src_order], layer.bias[order]))
+            device = layer.weight.device
+            order = plan.unit_order[i].to(device)
+            src = plan.input_order if node.source < 0 else plan.unit_order[node.source]
+            out.append((layer.weight[order][:, src.to(device)], layer.bias[order]))
         if not recording:
-            self._stream_cache = (key, [(w.detach(), b.detach()) for w, b in out])
+            self._weights_cache = (key, [(w.detach(), b.detach()) for w, b in out])
         return out
 
-    def stream_params(self, y_like: Tensor, context: Tensor | None = None) -> ParamStream:
-        """Generator over the order: yields ``(feature, params)`` and receives that feature's value.
-
-        ``params`` is ``(batch, P)`` for the feature of degree ``k + 1`` at step ``k``; the caller
-        sends back the feature's value as ``(batch,)`` or ``(batch, 1)``. Step ``k`` computes only
-        the hidden units of degree ``k`` in every layer, from contiguous, already-known prefixes.
-        The results equal :meth:`params` up to float rounding.
-        """
-        self._check(y_like, context)
-        batch, D = y_like.shape[0], self.features
-        weights = self._sorted_weights()
-        # Keep gradients intact when recording: never write in place into a saved tensor.
-        # Otherwise work in a (units, batch) "rows" layout: every block is contiguous.
-        recording = torch.is_grad_enabled()
-        rows = not recording
-        n_nodes = len(self._nodes)
-        raw = [_Columns(batch, w.shape[0], y_like, recording) for w, _ in weights[:-1]]
-        act = [_Columns(batch, w.shape[0], y_like, recording) for w, _ in weights[:-1]]
-        # Only residual sources and non-activated sources are read un-activated.
-        keep_raw = {n.residual for n in self._nodes} | {
-            n.source for n in self._nodes if not n.activate_source
-        }
-        inputs = _Columns(batch, D, y_like, recording)
-        ctx_term = None
-        if self.context_layer is not None:
-            ctx_term = self.context_layer(context)[:, self._plan[0][0].to(y_like.device)]
-            ctx_term = ctx_term.T.contiguous() if rows else ctx_term
-        input_order = self._input_order.tolist()
-        for k in range(D):
-            for i in range(n_nodes):
-                weight, bias = weights[i]
-                _, bounds, prefix = self._plan[i]
-                start, end = bounds[k]
-                if start == end:
-                    continue
-                node = self._nodes[i]
-                if node.source < 0:
-                    source = inputs
-                else:
-                    source = act[node.source] if node.activate_source else raw[node.source]
-                width = prefix[k]
-                w, b = weight[start:end, :width], bias[start:end]
-                if rows:
-                    out = (torch.addmm(b[:, None], w, source.prefix(width)) if width > 0
-                           else b[:, None].expand(end - start, batch))
-                else:
-                    out = F.linear(source.prefix(width), w, b) if width > 0 else b.expand(batch, -1)
-                if i == 0 and ctx_term is not None:
-                    out = out + (ctx_term[start:end] if rows else ctx_term[:, start:end])
-                if node.residual is not None:
-                    out = out + raw[node.residual].block(start, end)
-                if i == n_nodes - 1:
-                    value = yield input_order[k], (out.T if rows else out)
-                    inputs.append(value.reshape(1, batch) if rows else value.reshape(batch, 1))
-                else:
-                    if i in keep_raw:
-                        raw[i].append(out)
-                    act[i].append(self.activation(out))
-
-    def stream(self, y_like: Tensor, context: Tensor | None = None):
-        """The :class:`~seqflow.transforms.AutoregressiveAffine` stream (``P = 2`` only).
-
-        Yields ``(index, shift, raw_log_scale)`` with ``index = (slice(None), slice(i, i + 1))``
-        and shapes ``(batch, 1)``; receives the conditioner-side values of feature ``i``.
-        """
-        if self.params_per_feature != 2:
+    def start_stream(self, batch: int, context: Tensor | None = None, length: int = 1,
+                     history: Tensor | None = None) -> MADEStream:
+        """A :class:`MADEStream` over one vector (``length`` 1, no history)."""
+        if length != 1 or history is not None:
             raise ValueError(
-                f"MADE.stream yields (shift, log_scale) and needs params_per_feature=2, "
-                f"got {self.params_per_feature}; use stream_params"
+                f"MADE streams a single vector: length must be 1 and history None, got "
+                f"length={length}, history {None if history is None else tuple(history.shape)}"
             )
-        gen = self.stream_params(y_like, context)
-        try:
-            feature, params = next(gen)
-            while True:
-                index = (slice(None), slice(feature, feature + 1))
-                value = yield index, params[:, :1], params[:, 1:]
-                feature, params = gen.send(value)
-        except StopIteration:
-            return
+        like = self.layers[-1].weight
+        self._check(like.new_zeros(batch, self.features), context)
+        return MADEStream(self, batch, context)
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """Degree-sorted index bookkeeping of a MADE for degree-sliced streaming.
+
+    For every node: ``unit_order[i]`` sorts its units by degree (stable); ``bounds[i][k]`` is
+    the ``(start, end)`` range of its degree-``k`` units in sorted position; ``prefix[i][k]`` is
+    how many sorted source units a degree-``k`` unit reads (all source units of degree
+    ``<= k``). The output node is indexed by *step* ``k``: it produces the input of degree
+    ``k + 1``, whose ``P`` outputs are contiguous after sorting by ``(degree, param)``.
+    """
+
+    input_order: Tensor
+    unit_order: list[Tensor]
+    bounds: list[list[tuple[int, int]]]
+    prefix: list[list[int]]
+
+    @classmethod
+    def build(cls, made: MADE) -> StreamPlan:
+        D, P = made.features, made.params_per_feature
+        input_degrees = made.input_degrees.cpu()
+        unit_degrees: list[Tensor] = []
+        unit_order, bounds, prefix = [], [], []
+        last = len(made._nodes) - 1
+        for i, node in enumerate(made._nodes):
+            deg = made.layers[node.layer].out_degrees.cpu()
+            src_deg = input_degrees if node.source < 0 else unit_degrees[node.source]
+            src_sorted = torch.sort(src_deg).values
+            prefix.append([int(torch.searchsorted(src_sorted, k, right=True)) for k in range(D)])
+            if i == last:
+                order = torch.argsort(deg * P + torch.arange(len(deg)) // D, stable=True)
+                bounds.append([(k * P, (k + 1) * P) for k in range(D)])
+            else:
+                order = torch.argsort(deg, stable=True)
+                deg_sorted = deg[order]
+                bounds.append([(int(torch.searchsorted(deg_sorted, k)),
+                                int(torch.searchsorted(deg_sorted, k, right=True)))
+                               for k in range(D)])
+            unit_degrees.append(deg)
+            unit_order.append(order)
+        return cls(torch.argsort(input_degrees, stable=True), unit_order, bounds, prefix)
+
+
+class MADEStream:
+    """Degree-sliced evaluation of a :class:`MADE`, one feature at a time (a stream state).
+
+    ``order`` lists the features by degree. ``params(feature)`` returns ``(batch, P)`` for the
+    next feature in that order: it computes only the hidden units of the degree just completed,
+    in every layer, from contiguous, already-known prefixes; ``feed(feature, value)`` takes the
+    feature's value ``(batch,)``. The results equal :meth:`MADE.params` up to float rounding.
+    Without gradient recording the activations live in preallocated ``(units, batch)`` buffers
+    (every block is contiguous); while recording nothing saved for backward is written in place.
+    """
+
+    def __init__(self, made: MADE, batch: int, context: Tensor | None):
+        self.made = made
+        plan = made.stream_plan()
+        self.plan = plan
+        self.order = plan.input_order.tolist()
+        self.weights = made.sorted_weights(plan)
+        like = self.weights[0][0]
+        self.batch = batch
+        self.recording = torch.is_grad_enabled()
+        self.rows = not self.recording
+        nodes = made._nodes
+        self.raw = [_Columns(batch, w.shape[0], like, self.recording) for w, _ in self.weights[:-1]]
+        self.act = [_Columns(batch, w.shape[0], like, self.recording) for w, _ in self.weights[:-1]]
+        # Only residual sources and non-activated sources are read un-activated.
+        self.keep_raw = {n.residual for n in nodes} | {n.source for n in nodes
+                                                         if not n.activate_source}
+        self.inputs = _Columns(batch, made.features, like, self.recording)
+        self.ctx_term = None
+        if made.context_layer is not None:
+            term = made.context_layer(context)[:, plan.unit_order[0].to(like.device)]
+            self.ctx_term = term.T.contiguous() if self.rows else term
+        self.step = 0
+
+    def params(self, feature: int) -> Tensor:
+        k = self.step
+        if feature != self.order[k]:
+            raise ValueError(f"MADEStream: feature {feature} requested, but step {k} computes "
+                             f"feature {self.order[k]} (order {self.order})")
+        made, plan, rows, batch = self.made, self.plan, self.rows, self.batch
+        last = len(made._nodes) - 1
+        for i, node in enumerate(made._nodes):
+            start, end = plan.bounds[i][k]
+            if start == end:
+                continue
+            weight, bias = self.weights[i]
+            if node.source < 0:
+                source = self.inputs
+            else:
+                source = self.act[node.source] if node.activate_source else self.raw[node.source]
+            width = plan.prefix[i][k]
+            w, b = weight[start:end, :width], bias[start:end]
+            if rows:
+                out = (torch.addmm(b[:, None], w, source.prefix(width)) if width > 0
+                       else b[:, None].expand(end - start, batch))
+            else:
+                out = F.linear(source.prefix(width), w, b) if width > 0 else b.expand(batch, -1)
+            if i == 0 and self.ctx_term is not None:
+                out = out + (self.ctx_term[start:end] if rows else self.ctx_term[:, start:end])
+            if node.residual is not None:
+                out = out + self.raw[node.residual].block(start, end)
+            if i == last:
+                return out.T if rows else out
+            if i in self.keep_raw:
+                self.raw[i].append(out)
+            self.act[i].append(made.activation(out))
+        raise AssertionError("the output node always has P units per step")
+
+    def feed(self, feature: int, value: Tensor) -> None:
+        self.inputs.append(value.reshape(1, self.batch) if self.rows
+                           else value.reshape(self.batch, 1))
+        self.step += 1
+
+    def advance(self) -> None:
+        """A vector has one time step: nothing to close."""
 
 
 class _Columns:

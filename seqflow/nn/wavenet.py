@@ -14,17 +14,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from seqflow.nn.context import SequenceContext, prepare_conditioning, split_context
+from seqflow.checks import check_positive
+from seqflow.nn.conditioner import SequenceConditioner, SequenceStream
+from seqflow.nn.context import Context
 from seqflow.nn.conv import MaskedCausalConv1d
-from seqflow.nn.masks import hidden_degrees, input_degrees
-from seqflow.nn.upsampling import ConditionUpsampler
-from seqflow.streaming import CausalConvStepper, RingBuffer, conditioner_stream
-
-Context = Tensor | SequenceContext | None
+from seqflow.nn.masks import hidden_degrees
+from seqflow.nn.streaming import CausalConvStepper, RingBuffer
 
 
 class GatedResidualBlock(nn.Module):
@@ -44,7 +42,7 @@ class GatedResidualBlock(nn.Module):
         kernel_size: int,
         dilation: int,
         cond_channels: int | None = None,
-        global_cond: int | None = None,
+        num_global_ids: int | None = None,
     ):
         super().__init__()
         self.residual_channels = len(degrees)
@@ -53,7 +51,7 @@ class GatedResidualBlock(nn.Module):
         self.cond = (
             nn.Conv1d(cond_channels, 2 * len(degrees), 1, bias=False) if cond_channels else None
         )
-        self.embed = nn.Embedding(global_cond, 2 * len(degrees)) if global_cond else None
+        self.embed = nn.Embedding(num_global_ids, 2 * len(degrees)) if num_global_ids else None
         self.res_skip = MaskedCausalConv1d(degrees, torch.cat([degrees, skip_degrees]), 1)
 
     def forward(
@@ -70,27 +68,28 @@ class GatedResidualBlock(nn.Module):
         return h + out[:, :r], out[:, r:]
 
 
-class WaveNet(nn.Module):
+class WaveNet(SequenceConditioner):
     """Autoregressive conditioner for ``(batch, channels, time)``: returns ``(shift, raw)``.
 
     Args:
         channels: ``C``, the number of signal channels (1 for mono audio).
-        residual_channels, skip_channels: widths of the residual stream and skip path.
+        residual_channels, skip_channels: widths of the residual stream and skip path (the
+            head's hidden layer has ``skip_channels`` units).
         kernel_size: taps of every dilated convolution (>= 2).
-        layers: number of gated residual blocks in total.
-        cycles: the dilations ``1, 2, 4, ...`` restart ``cycles`` times (``layers % cycles == 0``).
+        blocks: number of gated residual blocks in total.
+        cycles: the dilations ``1, 2, 4, ...`` restart ``cycles`` times (``blocks % cycles == 0``).
         cond_channels: width of local features ``(batch, cond_channels, frames)``, or None.
-        global_cond: number of global ids (embedding rows), or None.
+        num_global_ids: number of global ids (embedding rows), or None.
         upsample_factor: samples per frame of the local features (learned upsampler).
-        channel_order: order of the channels within a time step (see
+        order: order of the channels within a time step (see
             :func:`seqflow.nn.masks.input_degrees`).
 
     ``forward(y, context)`` returns ``(shift, raw_log_scale)``, each shaped like ``y``; the last
-    layer starts at zero so a flow built on it starts as the identity. ``stream`` and
-    ``start_stream`` evaluate it one time step at a time in O(1) work per step.
+    layer starts at zero so a flow built on it starts as the identity. :meth:`start_stream`
+    evaluates it one time step at a time in O(1) work per step.
 
     >>> import torch
-    >>> net = WaveNet(2, residual_channels=8, skip_channels=8, layers=4)
+    >>> net = WaveNet(2, residual_channels=8, skip_channels=8, blocks=4)
     >>> net.receptive_field
     17
     >>> [s.shape for s in net(torch.zeros(3, 2, 50))]
@@ -103,64 +102,40 @@ class WaveNet(nn.Module):
         residual_channels: int = 64,
         skip_channels: int = 64,
         kernel_size: int = 2,
-        layers: int = 10,
+        blocks: int = 10,
         cycles: int = 1,
         cond_channels: int | None = None,
-        global_cond: int | None = None,
+        num_global_ids: int | None = None,
         upsample_factor: int = 1,
-        channel_order: str | Sequence[int] = "natural",
+        order: str | Sequence[int] = "natural",
     ):
-        super().__init__()
+        check_positive("WaveNet", residual_channels=residual_channels,
+                       skip_channels=skip_channels, blocks=blocks, cycles=cycles)
         if kernel_size < 2:
             raise ValueError(f"WaveNet: kernel_size must be >= 2, got {kernel_size}")
-        if layers < 1 or cycles < 1 or layers % cycles:
+        if blocks % cycles:
             raise ValueError(
-                f"WaveNet: layers must be a positive multiple of cycles, got layers={layers}, "
+                f"WaveNet: blocks must be a multiple of cycles, got blocks={blocks}, "
                 f"cycles={cycles}"
             )
-        self.channels = channels
-        self.cond_channels = cond_channels
-        self.global_cond = global_cond
-        in_deg = input_degrees(channels, channel_order)
-        hid_deg = hidden_degrees(residual_channels, channels - 1, min_degree=0)
         skip_deg = hidden_degrees(skip_channels, channels - 1, min_degree=0)
-        self.register_buffer("degrees", in_deg)
-        self.input_conv = MaskedCausalConv1d(in_deg, hid_deg, kernel_size)
-        per_cycle = layers // cycles
+        super().__init__(channels, skip_deg, skip_channels, cond_channels, num_global_ids,
+                         upsample_factor, order)
+        hid_deg = hidden_degrees(residual_channels, channels - 1, min_degree=0)
+        self.input_conv = MaskedCausalConv1d(self.degrees, hid_deg, kernel_size)
+        per_cycle = blocks // cycles
         self.blocks = nn.ModuleList(
             GatedResidualBlock(
-                hid_deg, skip_deg, kernel_size, 2 ** (i % per_cycle), cond_channels, global_cond
+                hid_deg, skip_deg, kernel_size, 2 ** (i % per_cycle), cond_channels,
+                num_global_ids,
             )
-            for i in range(layers)
-        )
-        self.head_hidden = MaskedCausalConv1d(skip_deg, skip_deg, 1)
-        self.head_out = MaskedCausalConv1d(skip_deg, torch.cat([in_deg, in_deg]), 1, strict=True)
-        nn.init.zeros_(self.head_out.weight)
-        nn.init.zeros_(self.head_out.bias)
-        self.upsampler = (
-            ConditionUpsampler(cond_channels, upsample_factor) if cond_channels else None
+            for i in range(blocks)
         )
 
     @property
     def receptive_field(self) -> int:
         """Time steps ``t - receptive_field + 1 .. t`` may influence the parameters at ``t``."""
         return 1 + self.input_conv.lookback + sum(b.conv.lookback for b in self.blocks)
-
-    def implied_length(self, context: Context) -> int | None:
-        """The sequence length implied by the local features, or None without them."""
-        local, _ = split_context(context)
-        if local is None or self.upsampler is None:
-            return None
-        return self.upsampler.output_length(local.shape[-1])
-
-    def conditioning(
-        self, context: Context, batch: int, length: int
-    ) -> tuple[Tensor | None, Tensor | None]:
-        """Validate ``context``; return upsampled features ``(batch, cond, length)`` and ids."""
-        return prepare_conditioning(
-            type(self).__name__, context, batch, length, self.cond_channels, self.global_cond,
-            self.upsampler,
-        )
 
     def trunk(
         self, y: Tensor, cond: Tensor | None, ids: Tensor | None
@@ -175,20 +150,8 @@ class WaveNet(nn.Module):
             skip = skip + s
         return skip, layer_inputs
 
-    def forward(self, y: Tensor, context: Context = None) -> tuple[Tensor, Tensor]:
-        """``(batch, C, time) -> (shift, raw_log_scale)``, both ``(batch, C, time)``."""
-        if y.dim() != 3 or y.shape[1] != self.channels:
-            raise ValueError(
-                f"WaveNet: expected (batch, {self.channels}, time), got {tuple(y.shape)}"
-            )
-        cond, ids = self.conditioning(context, y.shape[0], y.shape[-1])
-        skip, _ = self.trunk(y, cond, ids)
-        out = self.head_out(F.relu(self.head_hidden(F.relu(skip))))
-        return out[:, : self.channels], out[:, self.channels :]
-
-    def num_sequential_steps(self, y_like: Tensor) -> int:
-        """Full passes the naive sequential path needs: one per (time, channel) element."""
-        return y_like.shape[1] * y_like.shape[2]
+    def features(self, y: Tensor, cond: Tensor | None, ids: Tensor | None) -> Tensor:
+        return torch.relu(self.trunk(y, cond, ids)[0])
 
     def start_stream(
         self, batch: int, context: Context, length: int, history: Tensor | None = None
@@ -196,13 +159,8 @@ class WaveNet(nn.Module):
         """A :class:`WaveNetStream` for ``length`` new steps after an optional ``history``."""
         return WaveNetStream(self, batch, context, length, history)
 
-    def stream(self, y_like: Tensor, context: Context = None):
-        """Generator protocol of :class:`~seqflow.transforms.AutoregressiveAffine`."""
-        state = self.start_stream(y_like.shape[0], context, y_like.shape[-1])
-        return conditioner_stream(state, y_like.shape[-1])
 
-
-class WaveNetStream:
+class WaveNetStream(SequenceStream):
     """Step-by-step evaluation of a :class:`WaveNet` with one ring buffer per causal layer.
 
     Per time step the work is one column of every layer (independent of the sequence length).
@@ -218,12 +176,10 @@ class WaveNetStream:
     def __init__(
         self, net: WaveNet, batch: int, context: Context, length: int, history: Tensor | None
     ):
-        self.net = net
-        self.order = net.degrees.argsort().tolist()
-        self.channels = net.channels
         past = 0 if history is None else history.shape[-1]
-        self.t = past
         ref = net.head_out.weight
+        super().__init__(net, batch, ref, past)
+        self.net = net
         zero = ref.new_zeros(())
         cond, ids = net.conditioning(context, batch, past + length)
         blocks = list(net.blocks)
@@ -251,11 +207,6 @@ class WaveNetStream:
         self.residual = [(w[:, :r], bias[:r]) for w, bias in res_skip]
         self.skip_weight = torch.cat([w[:, r:] for w, _ in res_skip])  # (L * R, skip)
         self.skip_bias = torch.stack([bias[r:] for _, bias in res_skip]).sum(0)
-        self.head = [
-            (net.head_hidden.tap_weights()[0], net.head_hidden.bias),
-            (net.head_out.tap_weights()[0], net.head_out.bias),
-        ]
-        self.x_now = ref.new_zeros(batch, self.channels)
         self.layer_inputs: list[Tensor] = []
         self._pre_t = -1
         self._pre: tuple[Tensor, ...] = ()
@@ -284,8 +235,8 @@ class WaveNetStream:
             bias = bias + local
         return torch.baddbmm(bias, reads, self.past_weight).unbind(0)
 
-    def params(self, channel: int) -> tuple[Tensor, Tensor]:
-        """``(shift, raw)`` ``(batch,)`` of ``channel`` at the current step (order respected)."""
+    def step_features(self) -> Tensor:
+        """``relu(skip)`` ``(batch, skip)`` at step ``t`` (the past taps are reused per channel)."""
         if self._pre_t != self.t:
             self._pre, self._pre_t = self._past_preactivations(), self.t
         h = self.input_step(self.t, self.x_now)
@@ -299,26 +250,15 @@ class WaveNetStream:
             if i < last:  # the last block's residual output feeds nothing
                 w, b = self.residual[i]
                 h = torch.addmm(h, z, w) + b
-        skip = torch.addmm(self.skip_bias, torch.cat(gates, dim=1), self.skip_weight)
-        (w1, b1), (w2, b2) = self.head
-        out = torch.addmm(b2, torch.relu(torch.addmm(b1, torch.relu(skip), w1)), w2)
         self.layer_inputs = inputs
-        return out[:, channel], out[:, self.channels + channel]
+        return torch.relu(torch.addmm(self.skip_bias, torch.cat(gates, dim=1), self.skip_weight))
 
-    def feed(self, channel: int, value: Tensor) -> None:
-        if self.channels == 1:
-            self.x_now = value.unsqueeze(1)
-        else:
-            x = self.x_now.clone()
-            x[:, channel] = value
-            self.x_now = x
-
-    def advance(self) -> None:
+    def close_step(self) -> None:
         # The hidden units of the last params() call are exact: hidden degrees stop at C - 1,
         # so none of them reads the last channel of the current step.
-        t = self.t
-        self.input_step.push(t, self.x_now)
+        if not self.layer_inputs:  # a step without params() calls (no channel order)
+            self.step_features()
+        self.input_step.push(self.t, self.x_now)
         for buffer, h in zip(self.block_buffers, self.layer_inputs, strict=True):
-            buffer.push(t, h)
-        self.x_now = torch.zeros_like(self.x_now)
-        self.t = t + 1
+            buffer.push(self.t, h)
+        self.layer_inputs = []

@@ -1,4 +1,4 @@
-"""One autoregressive affine transform, two directions: MAF and IAF.
+"""One autoregressive affine transform, two directions (MAF and IAF), one sequential driver.
 
 An autoregressive conditioner maps ``y`` to per-element parameters ``(shift, raw_log_scale)``
 where the parameters of element ``i`` depend only on elements before ``i`` in a fixed order.
@@ -13,27 +13,26 @@ with ``s = soft_clamp(raw_log_scale, log_scale_bound)``.
 * IAF (``conditioner_side="noise"``): ``(mu, s) = c(z)``. ``inverse`` (sampling) is one pass;
   ``forward`` (density of arbitrary data) is sequential.
 
-The sequential direction asks the conditioner for a *stream*: a generator that yields
-``(index, shift, raw_log_scale)`` for the next group of elements whose parameters are
-computable and receives (via ``send``) the conditioner-side values of that group. A
-conditioner that caches its intermediate state (degree-sliced MADE, ring-buffered WaveNet)
-makes the whole sequential direction cost about one pass of arithmetic. Conditioners without
-a stream fall back to the naive path: one full pass per element.
+The sequential direction runs :func:`sequential`, the one driver of the stream-state protocol
+(:mod:`seqflow.nn.streaming`): vectors are one time step whose groups are the features; a
+sequence layer or a stack of layers goes through its layers in turn at every time step; a
+history primes the states first. :meth:`AutoregressiveAffine.naive_sequential` is the reference
+it is tested against: one full conditioner pass per element.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqflow.transforms.base import Transform, check_context, check_input, sum_except_batch
+from seqflow.checks import check_context, check_input
+from seqflow.nn.context import Context
+from seqflow.transforms.base import Transform, sum_except_batch
 from seqflow.transforms.elementwise import soft_clamp
-
-StreamIndex = Any  # an index usable as ``tensor[index]``, e.g. ``(slice(None), [3, 5])``
-ConditionerStream = Generator[tuple[StreamIndex, Tensor, Tensor], Tensor, None]
 
 
 def affine(y: Tensor, shift: Tensor, log_scale: Tensor, generate: bool) -> Tensor:
@@ -52,13 +51,15 @@ class AutoregressiveAffine(Transform):
 
     Args:
         conditioner: module with ``forward(y, context) -> (shift, raw_log_scale)``, both shaped
-            like ``y``, respecting an autoregressive order; optionally ``stream(y_like, context)``
-            (see module docstring) and ``num_sequential_steps(y_like)``.
+            like ``y``, respecting an autoregressive order, and ``start_stream(batch, context,
+            length, history)`` returning a stream state (:mod:`seqflow.nn.streaming`);
+            optionally ``num_sequential_steps(y_like)`` for :meth:`naive_sequential`.
         features: size of axis 1 (features or channels).
         conditioner_side: ``"data"`` for MAF, ``"noise"`` for IAF.
         log_scale_bound: ``s`` is bounded to ``(-bound, bound)`` by :func:`soft_clamp`.
-        context_features: size of axis 1 of the context, or None.
-        allow_sequence: accept ``(batch, channels, time)`` inputs.
+        context_features: size of axis 1 of a vector context, or None (sequence conditioners
+            validate their own context).
+        sequence: inputs are ``(batch, channels, time)`` instead of ``(batch, features)``.
     """
 
     def __init__(
@@ -68,95 +69,180 @@ class AutoregressiveAffine(Transform):
         conditioner_side: Literal["data", "noise"],
         log_scale_bound: float = 6.0,
         context_features: int | None = None,
-        allow_sequence: bool = False,
+        sequence: bool = False,
     ):
         super().__init__()
         if conditioner_side not in ("data", "noise"):
             raise ValueError(
                 f"conditioner_side must be 'data' or 'noise', got {conditioner_side!r}"
             )
+        if not log_scale_bound > 0:
+            raise ValueError(f"log_scale_bound must be > 0, got {log_scale_bound}")
         self.conditioner = conditioner
         self.features = features
         self.conditioner_side = conditioner_side
         self.log_scale_bound = log_scale_bound
         self.context_features = context_features
-        self.allow_sequence = allow_sequence
-        self.use_streaming = True  # False forces the naive reference path (tests, benchmarks)
+        self.sequence = sequence
 
-    def _validate(self, y: Tensor, context: Tensor | None, direction: str) -> None:
+    def validate(self, y: Tensor, context: Context, direction: str) -> None:
+        """Raise a one-line error when ``y`` (or a vector context) does not fit this layer."""
         name = f"{type(self).__name__}.{direction}"
-        check_input(y, self.features, name, allow_sequence=self.allow_sequence)
+        if self.sequence:
+            if not isinstance(y, Tensor) or y.dim() != 3 or y.shape[1] != self.features:
+                shape = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
+                raise ValueError(f"{name}: expected (batch, {self.features}, time), got {shape}")
+            check_input(y, self.features, name, allow_sequence=True)
+            if y.shape[0] == 0 or y.shape[-1] == 0:
+                raise ValueError(f"{name}: got an empty sequence batch of shape {tuple(y.shape)}")
+            return
+        check_input(y, self.features, name)
+        if y.shape[0] == 0:
+            raise ValueError(f"{name}: got an empty batch of shape {tuple(y.shape)}")
         check_context(context, self.context_features, y.shape[0], name)
 
-    def _params(self, y: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
+    def params(self, y: Tensor, context: Context = None) -> tuple[Tensor, Tensor]:
+        """``(shift, log_scale)`` of every element from the conditioner-side values ``y``.
+
+        For a MAF ``y`` is data, for an IAF noise; ``log_scale`` is already bounded. Shapes
+        follow ``y``. This is the per-element Gaussian that density distillation needs.
+        """
         shift, raw = self.conditioner(y, context)
         return shift, soft_clamp(raw, self.log_scale_bound)
 
     # --- one-pass directions -------------------------------------------------------------
-    def _normalize_one_pass(self, x: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
-        shift, log_scale = self._params(x, context)
-        return affine(x, shift, log_scale, generate=False), -sum_except_batch(log_scale)
-
-    def _generate_one_pass(self, z: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
-        shift, log_scale = self._params(z, context)
-        return affine(z, shift, log_scale, generate=True), sum_except_batch(log_scale)
+    def _one_pass(self, y: Tensor, context: Context, generate: bool) -> tuple[Tensor, Tensor]:
+        shift, log_scale = self.params(y, context)
+        logdet = sum_except_batch(log_scale)
+        return affine(y, shift, log_scale, generate), (logdet if generate else -logdet)
 
     # --- sequential directions -----------------------------------------------------------
-    def _sequential(
-        self, inputs: Tensor, context: Tensor | None, generate: bool
-    ) -> tuple[Tensor, Tensor]:
-        """Solve the direction whose conditioner input is the *output* we are computing.
-
-        ``generate=True``: MAF inverse (inputs are z, outputs x, conditioner reads x).
-        ``generate=False``: IAF forward (inputs are x, outputs z, conditioner reads z).
-        """
-        stream = getattr(self.conditioner, "stream", None)
-        if stream is None or not self.use_streaming:
-            return self._sequential_naive(inputs, context, generate)
-        outputs = torch.zeros_like(inputs)
-        logabsdet = inputs.new_zeros(inputs.shape[0])
-        gen: ConditionerStream = stream(inputs, context)
-        try:
-            index, shift, raw = next(gen)
-            while True:
-                log_scale = soft_clamp(raw, self.log_scale_bound)
-                out = affine(inputs[index], shift, log_scale, generate)
-                outputs[index] = out
-                logabsdet = logabsdet + sum_except_batch(log_scale)
-                index, shift, raw = gen.send(out)
-        except StopIteration:
-            pass
-        return outputs, (logabsdet if generate else -logabsdet)
-
-    def _sequential_naive(
-        self, inputs: Tensor, context: Tensor | None, generate: bool
-    ) -> tuple[Tensor, Tensor]:
-        """Reference path: one full conditioner pass per element of the order.
+    def naive_sequential(self, inputs: Tensor, context: Context = None) -> tuple[Tensor, Tensor]:
+        """The sequential direction by brute force: one full conditioner pass per element.
 
         After pass ``k`` the first ``k`` elements in the order are exact, so ``n`` passes
         (``n`` = number of elements per sample, or the conditioner's
-        ``num_sequential_steps``) give the exact result.
+        ``num_sequential_steps``) give the exact result. The reference for :func:`sequential`.
         """
+        generate = self.conditioner_side == "data"
+        self.validate(inputs, context, "naive_sequential")
         steps_fn = getattr(self.conditioner, "num_sequential_steps", None)
         steps = steps_fn(inputs) if steps_fn is not None else inputs[0].numel()
         outputs = torch.zeros_like(inputs)
         for _ in range(steps):
-            shift, log_scale = self._params(outputs, context)
+            shift, log_scale = self.params(outputs, context)
             outputs = affine(inputs, shift, log_scale, generate)
         total = sum_except_batch(log_scale)
         return outputs, (total if generate else -total)
 
-    # --- the contract --------------------------------------------------------------------
-    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Data -> noise. One pass for MAF, sequential for IAF."""
-        self._validate(x, context, "forward")
-        if self.conditioner_side == "data":
-            return self._normalize_one_pass(x, context)
-        return self._sequential(x, context, generate=False)
+    def sequential(
+        self, inputs: Tensor, context: Context = None, history: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """The sequential direction, optionally continuing after ``history`` (see
+        :func:`sequential`)."""
+        return sequential([self], inputs, context, history)
 
-    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Noise -> data. One pass for IAF, sequential for MAF."""
-        self._validate(z, context, "inverse")
+    # --- the contract --------------------------------------------------------------------
+    def forward(self, x: Tensor, context: Context = None) -> tuple[Tensor, Tensor]:
+        """Data -> noise. One pass for MAF, sequential for IAF."""
         if self.conditioner_side == "noise":
-            return self._generate_one_pass(z, context)
-        return self._sequential(z, context, generate=True)
+            return sequential([self], x, context)
+        self.validate(x, context, "forward")
+        return self._one_pass(x, context, generate=False)
+
+    def inverse(self, z: Tensor, context: Context = None) -> tuple[Tensor, Tensor]:
+        """Noise -> data. One pass for IAF, sequential for MAF."""
+        if self.conditioner_side == "data":
+            return sequential([self], z, context)
+        self.validate(z, context, "inverse")
+        return self._one_pass(z, context, generate=True)
+
+
+def sequential(
+    layers: Sequence[AutoregressiveAffine],
+    inputs: Tensor,
+    context: Context = None,
+    history: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Run the sequential direction of autoregressive layers of one kind, jointly.
+
+    ``layers`` are in ``forward`` order (all MAF or all IAF). For MAF layers this is sampling:
+    ``inputs`` is noise and the result data; for IAF layers it is density evaluation: ``inputs``
+    is data and the result noise. At each time step the layers are visited in the order this
+    direction applies them, one group at a time in each conditioner's order, so step ``t`` of
+    the output is final before step ``t + 1`` of the input is read (live streaming, forecasting).
+
+    ``inputs`` is ``(batch, features)`` (one step) or ``(batch, channels, time)``. ``history``
+    ``(batch, channels, T0)`` holds what the conditioners read during earlier steps, i.e. the
+    *result side* (data for MAF, noise for IAF); the call then continues that sequence and a
+    local context must cover ``T0 + time`` samples. Returns the result shaped like ``inputs``
+    and the log-determinant of the map from ``inputs`` to it, ``(batch,)``.
+    """
+    first = layers[0]
+    first.validate(inputs, context, "sequential")
+    if len({layer.conditioner_side for layer in layers}) != 1:
+        raise ValueError("sequential: layers must all be MAF or all IAF")
+    vector = inputs.dim() == 2
+    if history is not None:
+        if vector:
+            raise ValueError("sequential: a history only applies to sequences")
+        if (history.dim() != 3 or history.shape[:2] != inputs.shape[:2]
+                or history.shape[-1] == 0):
+            raise ValueError(
+                f"sequential: history must be a non-empty (batch, channels, steps) matching "
+                f"inputs {tuple(inputs.shape)}, got {tuple(history.shape)}"
+            )
+        first.validate(history, None, "sequential history")
+    generate = first.conditioner_side == "data"
+    order = list(reversed(layers)) if generate else list(layers)
+    u_all = inputs.unsqueeze(-1) if vector else inputs
+    batch, channels, length = u_all.shape
+    histories = _layer_histories(layers, history, context, generate, length)
+    states = [
+        layer.conditioner.start_stream(batch, context, length, h)
+        for layer, h in zip(order, histories, strict=True)
+    ]
+    plan = [(state, state.order, layer.log_scale_bound) for layer, state in zip(order, states,
+                                                                                  strict=True)]
+    log_scales: list[Tensor] = []  # summed once at the end: fewer ops, pairwise accuracy
+    columns = []
+    for t in range(length):
+        u = u_all[:, :, t]
+        for state, groups, bound in plan:
+            values = [u[:, 0]] * channels
+            for c in groups:
+                p = state.params(c)
+                log_scale = soft_clamp(p[:, 1], bound)
+                values[c] = affine(u[:, c], p[:, 0], log_scale, generate)
+                log_scales.append(log_scale)
+                state.feed(c, values[c])
+            state.advance()
+            u = values[0].unsqueeze(1) if channels == 1 else torch.stack(values, dim=1)
+        columns.append(u)
+    outputs = columns[0] if vector else torch.stack(columns, dim=-1)
+    logdet = torch.stack(log_scales).sum(0)
+    return outputs, (logdet if generate else -logdet)
+
+
+def _layer_histories(
+    layers: Sequence[AutoregressiveAffine],
+    history: Tensor | None,
+    context: Context,
+    generate: bool,
+    length: int,
+) -> list[Tensor | None]:
+    """What each layer's conditioner read during ``history``, in the streaming order.
+
+    One-pass directions give these (MAF forward from data, IAF inverse from noise). The history
+    is zero-padded to the full length so that the full-length context applies unchanged;
+    causality makes the padding irrelevant to the first ``T0`` steps.
+    """
+    if history is None:
+        return [None] * len(layers)
+    steps = history.shape[-1]
+    y = F.pad(history, (0, length))
+    seen = []
+    for layer in layers if generate else reversed(layers):
+        seen.append(y[..., :steps])
+        y = layer._one_pass(y, context, generate=not generate)[0]
+    return list(reversed(seen))  # both loops above run against the streaming order

@@ -20,49 +20,7 @@ from collections.abc import Iterable, Sequence
 
 from torch import Tensor, nn
 
-
-def check_input(
-    x: Tensor,
-    features: int,
-    name: str,
-    allow_sequence: bool = False,
-) -> None:
-    """Raise a ValueError naming expected and received shapes when ``x`` does not fit.
-
-    Only Python-side shape metadata is read, so the check costs nothing under ``torch.compile``.
-    """
-    ranks = (2, 3) if allow_sequence else (2,)
-    expected = "(batch, features)" + (" or (batch, channels, time)" if allow_sequence else "")
-    if x.dim() not in ranks:
-        raise ValueError(
-            f"{name}: expected a tensor of shape {expected} with features={features}, "
-            f"got shape {tuple(x.shape)} (rank {x.dim()})"
-        )
-    if x.shape[1] != features:
-        raise ValueError(
-            f"{name}: expected {features} features on axis 1 (shape {expected}), "
-            f"got shape {tuple(x.shape)} with {x.shape[1]} on axis 1"
-        )
-
-
-def check_context(context: Tensor | None, context_features: int | None, batch: int, name: str):
-    """Validate an optional context tensor ``(batch, context_features[, time])``."""
-    if context_features is None:
-        if context is not None:
-            raise ValueError(
-                f"{name}: got a context of shape {tuple(context.shape)} but this transform was "
-                "built without context_features"
-            )
-        return
-    if context is None:
-        raise ValueError(
-            f"{name}: built with context_features={context_features} but called without context"
-        )
-    if context.dim() < 2 or context.shape[0] != batch or context.shape[1] != context_features:
-        raise ValueError(
-            f"{name}: expected context of shape (batch={batch}, {context_features}[, time]), "
-            f"got {tuple(context.shape)}"
-        )
+from seqflow.nn.context import Context
 
 
 def sum_except_batch(x: Tensor) -> Tensor:
@@ -78,10 +36,10 @@ class Transform(nn.Module):
     ``(batch,)``.
     """
 
-    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, context: Context = None) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 
-    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def inverse(self, z: Tensor, context: Context = None) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 
 
@@ -100,14 +58,14 @@ class Compose(Transform):
         super().__init__()
         self.transforms = nn.ModuleList(transforms)
 
-    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, context: Context = None) -> tuple[Tensor, Tensor]:
         total = x.new_zeros(x.shape[0])
         for transform in self.transforms:
             x, logabsdet = transform(x, context)
             total = total + logabsdet
         return x, total
 
-    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def inverse(self, z: Tensor, context: Context = None) -> tuple[Tensor, Tensor]:
         total = z.new_zeros(z.shape[0])
         for transform in reversed(self.transforms):
             z, logabsdet = transform.inverse(z, context)
@@ -128,10 +86,10 @@ class Inverse(Transform):
         super().__init__()
         self.transform = transform
 
-    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, context: Context = None) -> tuple[Tensor, Tensor]:
         return self.transform.inverse(x, context)
 
-    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def inverse(self, z: Tensor, context: Context = None) -> tuple[Tensor, Tensor]:
         return self.transform(z, context)
 
 

@@ -15,8 +15,9 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from seqflow.checks import check_context, check_input
 from seqflow.nn.mlp import ChannelMLP
-from seqflow.transforms.base import Transform, check_context, check_input, sum_except_batch
+from seqflow.transforms.base import Transform, sum_except_batch
 from seqflow.transforms.elementwise import soft_clamp
 
 

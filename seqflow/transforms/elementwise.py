@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from seqflow.transforms.base import Transform, check_input
+from seqflow.checks import check_input
+from seqflow.transforms.base import Transform
 
 
 def soft_clamp(raw: Tensor, bound: float) -> Tensor:

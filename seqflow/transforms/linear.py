@@ -9,7 +9,8 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from seqflow.transforms.base import Transform, check_input
+from seqflow.checks import check_input
+from seqflow.transforms.base import Transform
 
 
 class InvertibleLinear(Transform):

@@ -9,8 +9,8 @@ Directions (data ``x`` -> noise ``z`` is ``forward``):
   of arbitrary data) is sequential.
 
 The sequential direction runs MADE's degree-sliced stream: about one masked pass of arithmetic
-plus ``D`` small steps. Set ``layer.use_streaming = False`` for the naive reference path (``D``
-full MADE passes). The log-scale is ``s = soft_clamp(raw, log_scale_bound)``, a smooth bound to
+plus ``D`` small steps; ``layer.naive_sequential`` is the reference path (``D`` full MADE
+passes). The log-scale is ``s = soft_clamp(raw, log_scale_bound)``, a smooth bound to
 ``(-bound, bound)`` (see :func:`~seqflow.transforms.soft_clamp`), never a hard clamp.
 """
 
@@ -32,7 +32,7 @@ class _MadeAffine(AutoregressiveAffine):
         self,
         features: int,
         hidden_features: int | None = None,
-        num_layers: int = 2,
+        blocks: int = 2,
         context_features: int | None = None,
         order: str | Sequence[int] | Tensor = "natural",
         residual: bool = False,
@@ -45,7 +45,7 @@ class _MadeAffine(AutoregressiveAffine):
         made = MADE(
             features,
             hidden_features=hidden_features,
-            num_layers=num_layers,
+            blocks=blocks,
             context_features=context_features,
             order=order,
             residual=residual,
@@ -67,7 +67,7 @@ class MAF(_MadeAffine):
     Args:
         features: D.
         hidden_features: MADE width (default ``max(64, 2 D)``).
-        num_layers: MADE hidden layers (or residual blocks).
+        blocks: MADE hidden layers (or residual blocks).
         context_features: width of an optional context ``(batch, context_features)``.
         order: autoregressive order (see :class:`~seqflow.nn.MADE`).
         residual: residual MADE blocks.

@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from seqflow.transforms.base import Transform, check_input
+from seqflow.checks import check_input
+from seqflow.transforms.base import Transform
 
 
 def _per_channel(v: Tensor, x: Tensor) -> Tensor:

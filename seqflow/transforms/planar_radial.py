@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqflow.transforms.base import Transform, check_input
+from seqflow.checks import check_input
+from seqflow.transforms.base import Transform
 
 
 class Planar(Transform):

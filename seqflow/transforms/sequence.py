@@ -10,42 +10,29 @@ conditioner; the order is time-major, then channel.
 
 :class:`SequenceStack` chains layers of one kind in one time order and streams them jointly:
 at each time step it goes through the layers in turn, so step ``t`` of the output is final
-before step ``t + 1`` of the input is read (live streaming, forecasting). Every sequential
-path can be primed with a history and then continued (:meth:`SequenceStack.sequential`).
+before step ``t + 1`` of the input is read (live streaming, forecasting). It owns the one
+upsampler of the local features, so a deep stack upsamples a mel spectrogram once. Every
+sequential path can be primed with a history and then continued (:meth:`SequenceStack.sequential`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqflow.nn.context import SequenceContext
+from seqflow.checks import check_positive
+from seqflow.nn.conditioner import SequenceConditioner
+from seqflow.nn.context import Context, SequenceContext, split_context
 from seqflow.nn.lstm import CausalLSTM
+from seqflow.nn.upsampling import ConditionUpsampler
 from seqflow.nn.wavenet import WaveNet
-from seqflow.transforms.autoregressive import AutoregressiveAffine, affine
-from seqflow.transforms.base import Transform
-from seqflow.transforms.elementwise import soft_clamp
+from seqflow.transforms.autoregressive import AutoregressiveAffine, sequential
+from seqflow.transforms.base import Compose
 
-Context = Tensor | SequenceContext | None
-
-
-def build_conditioner(
-    channels: int, conditioner: str | nn.Module = "wavenet", **kwargs
-) -> nn.Module:
-    """``"wavenet"`` -> :class:`WaveNet`, ``"lstm"`` -> :class:`CausalLSTM`, or a module as is."""
-    if isinstance(conditioner, nn.Module):
-        if kwargs:
-            raise ValueError(f"conditioner options {sorted(kwargs)} given with a ready module")
-        return conditioner
-    if conditioner == "wavenet":
-        return WaveNet(channels, **kwargs)
-    if conditioner == "lstm":
-        return CausalLSTM(channels, **kwargs)
-    raise ValueError(f"conditioner must be 'wavenet', 'lstm' or an nn.Module, got {conditioner!r}")
+WAVENET_OPTIONS = ("residual_channels", "skip_channels", "kernel_size", "cycles")
+LSTM_OPTIONS = ("hidden_features", "head_features")
 
 
 class _SequenceAutoregressive(AutoregressiveAffine):
@@ -54,21 +41,49 @@ class _SequenceAutoregressive(AutoregressiveAffine):
     def __init__(
         self,
         channels: int,
-        conditioner: str | nn.Module = "wavenet",
+        conditioner: str | SequenceConditioner = "wavenet",
+        blocks: int | None = None,
+        residual_channels: int | None = None,
+        skip_channels: int | None = None,
+        kernel_size: int | None = None,
+        cycles: int | None = None,
+        hidden_features: int | None = None,
+        head_features: int | None = None,
+        cond_channels: int | None = None,
+        upsample_factor: int = 1,
+        num_global_ids: int | None = None,
+        order: str | Sequence[int] = "natural",
         log_scale_bound: float = 6.0,
-        **conditioner_kwargs,
     ):
-        net = build_conditioner(channels, conditioner, **conditioner_kwargs)
-        super().__init__(net, channels, self.side, log_scale_bound, allow_sequence=True)
+        name = type(self).__name__
+        check_positive(name, channels=channels)
+        options = dict(residual_channels=residual_channels, skip_channels=skip_channels,
+                       kernel_size=kernel_size, cycles=cycles, hidden_features=hidden_features,
+                       head_features=head_features)
+        given = {k: v for k, v in options.items() if v is not None}
+        if isinstance(conditioner, nn.Module):
+            extra = sorted(given) + (["blocks"] if blocks is not None else [])
+            if extra:
+                raise ValueError(f"{name}: conditioner options {extra} given with a ready module")
+            net = conditioner
+        elif conditioner == "wavenet":
+            _refuse(name, conditioner, given, LSTM_OPTIONS)
+            net = WaveNet(channels, blocks=10 if blocks is None else blocks,
+                          cond_channels=cond_channels, num_global_ids=num_global_ids,
+                          upsample_factor=upsample_factor, order=order, **given)
+        elif conditioner == "lstm":
+            _refuse(name, conditioner, given, WAVENET_OPTIONS)
+            net = CausalLSTM(channels, blocks=1 if blocks is None else blocks,
+                             cond_channels=cond_channels, num_global_ids=num_global_ids,
+                             upsample_factor=upsample_factor, order=order, **given)
+        else:
+            raise ValueError(f"{name}: conditioner must be 'wavenet', 'lstm' or a sequence "
+                             f"conditioner module, got {conditioner!r}")
+        if net.channels != channels:
+            raise ValueError(f"{name}: channels={channels} but the conditioner models "
+                             f"{net.channels} channels")
+        super().__init__(net, channels, self.side, log_scale_bound, sequence=True)
         self.channels = channels
-
-    def _validate(self, y: Tensor, context: Context, direction: str) -> None:
-        # The conditioner validates the context (local features, global ids, lengths).
-        if y.dim() != 3 or y.shape[1] != self.channels:
-            raise ValueError(
-                f"{type(self).__name__}.{direction}: expected (batch, {self.channels}, time), "
-                f"got {tuple(y.shape)}"
-            )
 
     @property
     def receptive_field(self) -> int | None:
@@ -77,33 +92,39 @@ class _SequenceAutoregressive(AutoregressiveAffine):
     def implied_length(self, context: Context) -> int | None:
         return self.conditioner.implied_length(context)
 
-    def sequential(
-        self, inputs: Tensor, context: Context = None, history: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """The sequential direction, optionally continuing after ``history``.
 
-        See :meth:`SequenceStack.sequential`.
-        """
-        return stream_layers([self], inputs, context, history)
+def _refuse(name: str, conditioner: str, given: dict, others: tuple[str, ...]) -> None:
+    wrong = sorted(set(given) & set(others))
+    if wrong:
+        raise ValueError(f"{name}: {wrong} are not options of the {conditioner!r} conditioner")
+
+
+_ARGS_DOC = """
+    Args:
+        channels: ``C``.
+        conditioner: ``"wavenet"`` (default), ``"lstm"`` or a ready
+            :class:`~seqflow.nn.conditioner.SequenceConditioner` (then give no size options).
+        blocks: WaveNet gated residual blocks (default 10) or LSTM layers (default 1).
+        residual_channels, skip_channels, kernel_size, cycles: WaveNet sizes (defaults 64, 64,
+            2, 1; see :class:`~seqflow.nn.WaveNet`).
+        hidden_features, head_features: LSTM width and head width (defaults 64, 64).
+        cond_channels: width of local features ``(batch, cond_channels, frames)``, or None.
+        upsample_factor: samples per frame of the local features.
+        num_global_ids: number of global ids (e.g. speakers), or None.
+        order: channel order within a time step.
+        log_scale_bound: ``s = soft_clamp(raw, bound)`` (``a / (1 + |a| / bound)``), default 6.
+"""
 
 
 class SequenceMAF(_SequenceAutoregressive):
     """Masked autoregressive flow on ``(batch, channels, time)``.
 
     ``z[t, c] = (x[t, c] - mu) * exp(-s)`` with ``(mu, raw) = conditioner(x)`` read from data
-    before ``(t, c)`` and ``s = soft_clamp(raw, log_scale_bound)`` (``a / (1 + |a| / bound)``).
-    ``forward`` (data -> noise, density) is one pass; ``inverse`` (noise -> data, sampling) is
-    sequential and streams (set ``use_streaming = False`` for the naive reference path).
-
-    Args:
-        channels: ``C``.
-        conditioner: ``"wavenet"`` (default), ``"lstm"`` or a module with the same interface.
-        log_scale_bound: bound of the log-scale.
-        **conditioner_kwargs: e.g. ``residual_channels``, ``layers``, ``cond_channels``,
-            ``global_cond``, ``upsample_factor``, ``channel_order``.
-
+    before ``(t, c)``. ``forward`` (data -> noise, density) is one pass; ``inverse`` (noise ->
+    data, sampling) is sequential and streams (``naive_sequential`` is the reference path).
+    {args}
     >>> import torch
-    >>> maf = SequenceMAF(1, residual_channels=8, skip_channels=8, layers=3)
+    >>> maf = SequenceMAF(1, residual_channels=8, skip_channels=8, blocks=3)
     >>> z, logdet = maf(torch.randn(2, 1, 40))
     >>> z.shape, logdet.shape
     (torch.Size([2, 1, 40]), torch.Size([2]))
@@ -117,10 +138,10 @@ class SequenceIAF(_SequenceAutoregressive):
 
     ``x[t, c] = z[t, c] * exp(s) + mu`` with ``(mu, raw) = conditioner(z)`` read from noise
     before ``(t, c)``. ``inverse`` (noise -> data, sampling) is one pass; ``forward`` (data ->
-    noise, density of given data) is sequential and streams. Arguments as :class:`SequenceMAF`.
-
+    noise, density of given data) is sequential and streams.
+    {args}
     >>> import torch
-    >>> iaf = SequenceIAF(2, conditioner="lstm", hidden_size=8, head_features=8)
+    >>> iaf = SequenceIAF(2, conditioner="lstm", hidden_features=8, head_features=8)
     >>> x, logdet = iaf.inverse(torch.randn(3, 2, 10))
     >>> x.shape
     torch.Size([3, 2, 10])
@@ -129,59 +150,106 @@ class SequenceIAF(_SequenceAutoregressive):
     side = "noise"
 
 
-class SequenceStack(Transform):
+SequenceMAF.__doc__ = SequenceMAF.__doc__.replace("{args}", _ARGS_DOC)
+SequenceIAF.__doc__ = SequenceIAF.__doc__.replace("{args}", _ARGS_DOC)
+
+
+class SequenceStack(Compose):
     """Sequence MAF (or IAF) layers in one time order that stream jointly.
 
-    ``forward`` applies the layers in order, ``inverse`` in reverse. The one-pass direction
-    (MAF ``forward``, IAF ``inverse``) runs layer after layer. The sequential direction goes
-    through the layers at every time step, so each step costs O(1) work per layer.
+    ``forward`` applies the layers in order, ``inverse`` in reverse (a :class:`Compose`). The
+    one-pass direction (MAF ``forward``, IAF ``inverse``) runs layer after layer; the sequential
+    direction goes through the layers at every time step, so each step costs O(1) work per
+    layer.
+
+    Args:
+        layers: one or more :class:`SequenceMAF` or one or more :class:`SequenceIAF`, all with
+            the same ``channels``.
+        cond_channels, upsample_factor: when given, the stack owns the one learned upsampler of
+            the local features and hands every layer features at the sample rate (build the
+            layers with ``cond_channels`` and ``upsample_factor=1``).
 
     >>> import torch
-    >>> stack = SequenceStack([SequenceMAF(1, residual_channels=4, skip_channels=4, layers=2)
+    >>> stack = SequenceStack([SequenceMAF(1, residual_channels=4, skip_channels=4, blocks=2)
     ...                        for _ in range(2)])
     >>> x, _ = stack.inverse(torch.randn(1, 1, 8))
     >>> x.shape
     torch.Size([1, 1, 8])
     """
 
-    def __init__(self, layers: Iterable[_SequenceAutoregressive]):
-        super().__init__()
-        self.layers = nn.ModuleList(layers)
-        sides = {layer.conditioner_side for layer in self.layers}
-        if len(self.layers) == 0 or len(sides) != 1:
+    def __init__(
+        self,
+        layers: Iterable[_SequenceAutoregressive],
+        cond_channels: int | None = None,
+        upsample_factor: int = 1,
+    ):
+        super().__init__(layers)
+        sides = {getattr(layer, "conditioner_side", None) for layer in self.transforms}
+        if len(self.transforms) == 0 or len(sides) != 1 or None in sides:
             raise ValueError(
                 "SequenceStack: needs one or more layers of a single kind (all SequenceMAF or "
-                f"all SequenceIAF), got conditioner sides {sorted(sides)}"
+                f"all SequenceIAF), got {[type(t).__name__ for t in self.transforms]}"
             )
+        channels = {layer.channels for layer in self.transforms}
+        if len(channels) != 1:
+            raise ValueError(f"SequenceStack: layers model different channel counts "
+                             f"{sorted(channels)}; all must be equal")
         self.side = sides.pop()
+        self.channels = channels.pop()
+        check_positive("SequenceStack", cond_channels=cond_channels,
+                       upsample_factor=upsample_factor)
+        self.upsampler = None
+        if cond_channels is not None:
+            for i, layer in enumerate(self.transforms):
+                net = layer.conditioner
+                if net.cond_channels != cond_channels or net.upsampler.factor != 1:
+                    raise ValueError(
+                        f"SequenceStack: layer {i} must take cond_channels={cond_channels} at "
+                        f"the sample rate (upsample_factor=1), got cond_channels="
+                        f"{net.cond_channels}, upsample_factor={net.upsampler.factor}"
+                    )
+            self.upsampler = ConditionUpsampler(cond_channels, upsample_factor)
+        elif upsample_factor != 1:
+            raise ValueError(f"SequenceStack: upsample_factor={upsample_factor} needs "
+                             "cond_channels")
+
+    @property
+    def layers(self) -> nn.ModuleList:
+        return self.transforms
 
     @property
     def receptive_field(self) -> int | None:
-        fields = [layer.receptive_field for layer in self.layers]
+        fields = [layer.receptive_field for layer in self.transforms]
         return None if None in fields else 1 + sum(f - 1 for f in fields)
 
     def implied_length(self, context: Context) -> int | None:
-        return self.layers[0].implied_length(context)
+        if self.upsampler is None:
+            return self.transforms[0].implied_length(context)
+        local, _ = split_context(context)
+        return None if local is None else self.upsampler.output_length(local.shape[-1])
 
-    def _one_pass(self, y: Tensor, context: Context, forward: bool) -> tuple[Tensor, Tensor]:
-        total = y.new_zeros(y.shape[0])
-        layers = self.layers if forward else reversed(self.layers)
-        for layer in layers:
-            y, logdet = layer(y, context) if forward else layer.inverse(y, context)
-            total = total + logdet
-        return y, total
+    def _sample_rate_context(self, context: Context) -> Context:
+        """Upsample local features once for every layer (identity without an upsampler)."""
+        if self.upsampler is None or context is None:
+            return context
+        local, ids = split_context(context)
+        if local is None:
+            return context
+        return SequenceContext(self.upsampler(local), ids)
 
     def forward(self, x: Tensor, context: Context = None) -> tuple[Tensor, Tensor]:
         """Data -> noise: one pass per layer for MAF, joint streaming for IAF."""
+        context = self._sample_rate_context(context)
         if self.side == "data":
-            return self._one_pass(x, context, forward=True)
-        return self.sequential(x, context)
+            return super().forward(x, context)
+        return sequential(list(self.transforms), x, context)
 
     def inverse(self, z: Tensor, context: Context = None) -> tuple[Tensor, Tensor]:
         """Noise -> data: joint streaming for MAF, one pass per layer for IAF."""
+        context = self._sample_rate_context(context)
         if self.side == "noise":
-            return self._one_pass(z, context, forward=False)
-        return self.sequential(z, context)
+            return super().inverse(z, context)
+        return sequential(list(self.transforms), z, context)
 
     def sequential(
         self, inputs: Tensor, context: Context = None, history: Tensor | None = None
@@ -195,75 +263,5 @@ class SequenceStack(Transform):
         and a local context must cover ``T0 + T`` samples. Returns the result ``(batch, C, T)``
         and the log-determinant of the map from ``inputs`` to it, ``(batch,)``.
         """
-        return stream_layers(list(self.layers), inputs, context, history)
-
-
-def stream_layers(
-    layers: list[_SequenceAutoregressive],
-    inputs: Tensor,
-    context: Context = None,
-    history: Tensor | None = None,
-) -> tuple[Tensor, Tensor]:
-    """Joint streaming of layers of one kind (see :meth:`SequenceStack.sequential`).
-
-    ``layers`` are in ``forward`` order; at each time step they are visited in the order the
-    sequential direction applies them, one channel at a time in each layer's channel order.
-    """
-    layers[0]._validate(inputs, context, "sequential")
-    if history is not None and (history.dim() != 3 or history.shape[:2] != inputs.shape[:2]):
-        raise ValueError(
-            f"sequential: history must be (batch, channels, steps) matching inputs "
-            f"{tuple(inputs.shape)}, got {tuple(history.shape)}"
-        )
-    generate = layers[0].conditioner_side == "data"
-    # Layers in the order this direction applies them.
-    order = list(reversed(layers)) if generate else list(layers)
-    histories = _layer_histories(layers, history, context, generate, inputs.shape[-1])
-    batch, channels, length = inputs.shape
-    states = [
-        layer.conditioner.start_stream(batch, context, length, h)
-        for layer, h in zip(order, histories, strict=True)
-    ]
-    logdet = inputs.new_zeros(batch)
-    columns = []
-    for t in range(length):
-        u = inputs[:, :, t]
-        for layer, state in zip(order, states, strict=True):
-            values = [u[:, 0]] * channels
-            for c in state.order:
-                shift, raw = state.params(c)
-                log_scale = soft_clamp(raw, layer.log_scale_bound)
-                values[c] = affine(u[:, c], shift, log_scale, generate)
-                logdet = logdet + log_scale
-                state.feed(c, values[c])
-            state.advance()
-            u = values[0].unsqueeze(1) if channels == 1 else torch.stack(values, dim=1)
-        columns.append(u)
-    outputs = torch.stack(columns, dim=-1)
-    return outputs, (logdet if generate else -logdet)
-
-
-def _layer_histories(
-    layers: Iterable[_SequenceAutoregressive],
-    history: Tensor | None,
-    context: Context,
-    generate: bool,
-    length: int,
-) -> list[Tensor | None]:
-    """What each layer's conditioner read during ``history``, in the streaming order.
-
-    One-pass directions give these (MAF forward from data, IAF inverse from noise). The history
-    is zero-padded to the full length so that the full-length context applies unchanged;
-    causality makes the padding irrelevant to the first ``T0`` steps.
-    """
-    layers = list(layers)
-    if history is None:
-        return [None] * len(layers)
-    steps = history.shape[-1]
-    y = F.pad(history, (0, length))
-    seen = []
-    for layer in layers if generate else reversed(layers):
-        seen.append(y[..., :steps])
-        y = layer(y, context)[0] if generate else layer.inverse(y, context)[0]
-    return list(reversed(seen))  # both loops above run against the streaming order
-
+        context = self._sample_rate_context(context)
+        return sequential(list(self.transforms), inputs, context, history)

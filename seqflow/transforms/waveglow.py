@@ -14,9 +14,10 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from seqflow.nn.context import SequenceContext, prepare_conditioning
+from seqflow.checks import check_floating, check_positive
+from seqflow.nn.context import Context, prepare_conditioning, split_context
 from seqflow.nn.upsampling import ConditionUpsampler
-from seqflow.transforms.base import Transform
+from seqflow.transforms.base import Compose, Transform
 from seqflow.transforms.coupling import AffineCoupling, coupling_split
 from seqflow.transforms.linear import InvertibleLinear
 from seqflow.transforms.normalization import ActNorm
@@ -56,10 +57,11 @@ class CouplingWaveNet(nn.Module):
         out_channels: int,
         cond_channels: int | None = None,
         residual_channels: int = 32,
-        layers: int = 4,
+        blocks: int = 4,
         kernel_size: int = 3,
     ):
         super().__init__()
+        check_positive("CouplingWaveNet", residual_channels=residual_channels, blocks=blocks)
         if kernel_size % 2 == 0:
             raise ValueError(f"CouplingWaveNet: kernel_size must be odd, got {kernel_size}")
         r = residual_channels
@@ -67,10 +69,10 @@ class CouplingWaveNet(nn.Module):
         self.start = nn.Conv1d(in_channels, r, 1)
         self.dilated = nn.ModuleList(
             nn.Conv1d(r, 2 * r, kernel_size, dilation=2**i, padding=(kernel_size // 2) * 2**i)
-            for i in range(layers)
+            for i in range(blocks)
         )
-        self.cond = nn.Conv1d(cond_channels, 2 * r * layers, 1) if cond_channels else None
-        self.res_skip = nn.ModuleList(nn.Conv1d(r, 2 * r, 1) for _ in range(layers))
+        self.cond = nn.Conv1d(cond_channels, 2 * r * blocks, 1) if cond_channels else None
+        self.res_skip = nn.ModuleList(nn.Conv1d(r, 2 * r, 1) for _ in range(blocks))
         self.end = nn.Conv1d(r, out_channels, 1)
         nn.init.zeros_(self.end.weight)
         nn.init.zeros_(self.end.bias)
@@ -99,14 +101,14 @@ class WaveGlow(Transform):
         steps: number of ActNorm -> InvertibleLinear -> AffineCoupling steps.
         cond_channels: width of local features ``(batch, cond_channels, frames)``, or None.
         upsample_factor: samples per frame of the local features.
-        residual_channels, layers, kernel_size: size of each :class:`CouplingWaveNet`.
+        residual_channels, blocks, kernel_size: size of each :class:`CouplingWaveNet`.
         log_scale_bound: bound of the coupling's log-scale (soft clamp).
 
     ``forward`` is data -> noise, ``inverse`` noise -> data; ``log|det|`` sums the ActNorm,
     1x1 and coupling terms (the squeeze is a permutation).
 
     >>> import torch
-    >>> flow = WaveGlow(1, squeeze_factor=4, steps=2, residual_channels=8, layers=2).eval()
+    >>> flow = WaveGlow(1, squeeze_factor=4, steps=2, residual_channels=8, blocks=2).eval()
     >>> x = torch.randn(2, 1, 64)
     >>> z, logdet = flow(x)
     >>> torch.allclose(flow.inverse(z)[0], x, atol=1e-5)
@@ -121,11 +123,15 @@ class WaveGlow(Transform):
         cond_channels: int | None = None,
         upsample_factor: int = 1,
         residual_channels: int = 32,
-        layers: int = 4,
+        blocks: int = 4,
         kernel_size: int = 3,
         log_scale_bound: float = 5.0,
     ):
         super().__init__()
+        check_positive("WaveGlow", channels=channels, squeeze_factor=squeeze_factor,
+                       steps=steps, cond_channels=cond_channels, upsample_factor=upsample_factor)
+        if upsample_factor != 1 and cond_channels is None:
+            raise ValueError(f"WaveGlow: upsample_factor={upsample_factor} needs cond_channels")
         width = channels * squeeze_factor
         if width < 2:
             raise ValueError(
@@ -142,7 +148,7 @@ class WaveGlow(Transform):
         for i in range(steps):
             identity, transformed = coupling_split(width, i % 2, "half")
             net = CouplingWaveNet(
-                len(identity), 2 * len(transformed), cond_width, residual_channels, layers,
+                len(identity), 2 * len(transformed), cond_width, residual_channels, blocks,
                 kernel_size,
             )
             layers_ += [
@@ -151,41 +157,36 @@ class WaveGlow(Transform):
                 AffineCoupling(width, parity=i % 2, context_features=cond_width, split="half",
                                net=net, log_scale_bound=log_scale_bound),
             ]
-        self.layers = nn.ModuleList(layers_)
+        self.steps = Compose(layers_)
 
-    def implied_length(self, context: Tensor | SequenceContext | None) -> int | None:
-        if self.upsampler is None or context is None:
+    def implied_length(self, context: Context) -> int | None:
+        local, _ = split_context(context)
+        if self.upsampler is None or local is None:
             return None
-        local = context.local if isinstance(context, SequenceContext) else context
         return self.upsampler.output_length(local.shape[-1])
 
-    def _prepare(self, y: Tensor, context, direction: str) -> tuple[Tensor, Tensor | None]:
+    def _prepare(self, y: Tensor, context: Context, direction: str) -> tuple[Tensor, Tensor | None]:
         name = f"WaveGlow.{direction}"
-        if y.dim() != 3 or y.shape[1] != self.channels or y.shape[-1] % self.squeeze_factor:
+        if not isinstance(y, Tensor) or y.dim() != 3 or y.shape[1] != self.channels or y.shape[-1] % self.squeeze_factor:
             raise ValueError(
                 f"{name}: expected (batch, {self.channels}, time) with time divisible by "
-                f"{self.squeeze_factor}, got {tuple(y.shape)}"
+                f"{self.squeeze_factor}, got {tuple(y.shape) if isinstance(y, Tensor) else y}"
             )
+        check_floating(y, name)
         cond, _ = prepare_conditioning(
             name, context, y.shape[0], y.shape[-1], self.cond_channels, None, self.upsampler
         )
         cond = None if cond is None else squeeze(cond, self.squeeze_factor)
         return squeeze(y, self.squeeze_factor), cond
 
-    def forward(self, x: Tensor, context=None) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, context: Context = None) -> tuple[Tensor, Tensor]:
         """Data -> noise in one pass."""
         y, cond = self._prepare(x, context, "forward")
-        total = x.new_zeros(x.shape[0])
-        for layer in self.layers:
-            y, logdet = layer(y, cond)
-            total = total + logdet
-        return unsqueeze(y, self.squeeze_factor), total
+        z, logdet = self.steps(y, cond)
+        return unsqueeze(z, self.squeeze_factor), logdet
 
-    def inverse(self, z: Tensor, context=None) -> tuple[Tensor, Tensor]:
+    def inverse(self, z: Tensor, context: Context = None) -> tuple[Tensor, Tensor]:
         """Noise -> data in one pass."""
         y, cond = self._prepare(z, context, "inverse")
-        total = z.new_zeros(z.shape[0])
-        for layer in reversed(self.layers):
-            y, logdet = layer.inverse(y, cond)
-            total = total + logdet
-        return unsqueeze(y, self.squeeze_factor), total
+        x, logdet = self.steps.inverse(y, cond)
+        return unsqueeze(x, self.squeeze_factor), logdet

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from seqflow.distributions import Distribution
+from seqflow.distributions.base import Distribution
 from seqflow.nn.made import MADE
 from seqflow.transforms.elementwise import soft_clamp
 
@@ -28,7 +28,7 @@ class MADEMoG(Distribution):
     Args:
         features: D.
         components: Gaussians per conditional.
-        hidden_features, num_layers, order, residual, activation, seed: the MADE's settings.
+        hidden_features, blocks, order, residual, activation, seed: the MADE's settings.
         context_features: width of an optional context ``(batch, context_features)``.
         log_scale_bound: each component's ``log sigma`` is ``soft_clamp(raw, bound)``.
 
@@ -48,7 +48,7 @@ class MADEMoG(Distribution):
         features: int,
         components: int = 10,
         hidden_features: int | None = None,
-        num_layers: int = 2,
+        blocks: int = 2,
         context_features: int | None = None,
         order: str | Sequence[int] | Tensor = "natural",
         residual: bool = False,
@@ -66,7 +66,7 @@ class MADEMoG(Distribution):
         self.made = MADE(
             features,
             hidden_features=hidden_features or max(64, 2 * features),
-            num_layers=num_layers,
+            blocks=blocks,
             context_features=context_features,
             order=order,
             residual=residual,
@@ -92,6 +92,7 @@ class MADEMoG(Distribution):
         log_normal = -0.5 * u.square() - log_scale - _HALF_LOG_2PI
         return torch.logsumexp(log_w + log_normal, dim=1).sum(dim=1)
 
+    @torch.no_grad()
     def sample(
         self, num_samples: int, context: Tensor | None = None, length: int | None = None
     ) -> Tensor:
@@ -105,20 +106,20 @@ class MADEMoG(Distribution):
             )
         anchor = self._anchor
         x = torch.zeros(num_samples, self.features, device=anchor.device, dtype=anchor.dtype)
-        stream = self.made.stream_params(x, context)
-        try:
-            feature, params = next(stream)
-            while True:
-                log_w, loc, log_scale = self._split(params)  # (batch, K) each
-                which = torch.multinomial(log_w.exp(), 1)  # (batch, 1)
-                eps = torch.randn(num_samples, 1, device=anchor.device, dtype=anchor.dtype)
-                value = loc.gather(1, which) + eps * log_scale.gather(1, which).exp()
-                x[:, feature] = value.squeeze(1)
-                feature, params = stream.send(value)
-        except StopIteration:
-            pass
+        state = self.made.start_stream(num_samples, context)
+        for feature in state.order:
+            log_w, loc, log_scale = self._split(state.params(feature))  # (batch, K) each
+            which = torch.multinomial(log_w.exp(), 1)  # (batch, 1)
+            eps = torch.randn(num_samples, 1, device=anchor.device, dtype=anchor.dtype)
+            value = loc.gather(1, which) + eps * log_scale.gather(1, which).exp()
+            x[:, feature] = value.squeeze(1)
+            state.feed(feature, value)
         return x
 
     def sample_and_log_prob(self, num_samples, context=None, length=None):
         x = self.sample(num_samples, context, length)
         return x, self.log_prob(x, context)
+
+    def rsample(self, num_samples, context=None, length=None):
+        raise NotImplementedError("MADEMoG draws discrete components: its samples are not "
+                                  "reparameterizable; use sample")

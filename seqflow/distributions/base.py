@@ -1,4 +1,4 @@
-"""Base distributions and :class:`Flow`, a distribution defined by a transform of a base.
+"""Base distributions: the noise side of a flow.
 
 Every distribution here is an ``nn.Module`` whose parameters and constants are registered
 (parameters or buffers), so ``.to(device)`` and ``.double()`` move everything.
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqflow.transforms.base import Transform, sum_except_batch
+from seqflow.transforms.base import sum_except_batch
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -26,7 +26,9 @@ def _as_shape(shape: int | tuple[int, ...]) -> tuple[int, ...]:
 
 
 class Distribution(nn.Module):
-    """A density with ``log_prob`` and reparameterized ``sample``.
+    """A density with ``log_prob``, ``sample`` (no gradient) and ``rsample`` (reparameterized).
+
+    Subclasses implement ``log_prob`` and ``sample_and_log_prob``.
 
     ``context`` is accepted everywhere so that conditional bases (e.g. a MADE mixture of
     Gaussians) and unconditional ones can be swapped freely.
@@ -48,17 +50,29 @@ class Distribution(nn.Module):
         """``(batch, *event) -> (batch,)``"""
         raise NotImplementedError
 
+    def rsample(
+        self, num_samples: int, context: Tensor | None = None, length: int | None = None
+    ) -> Tensor:
+        """Draw ``(num_samples, *event)`` reparameterized samples (gradients flow through)."""
+        return self.sample_and_log_prob(num_samples, context, length)[0]
+
     def sample(
         self, num_samples: int, context: Tensor | None = None, length: int | None = None
     ) -> Tensor:
-        """Draw ``(num_samples, *event)`` reparameterized samples."""
-        return self.sample_and_log_prob(num_samples, context, length)[0]
+        """Draw ``(num_samples, *event)`` samples without recording gradients."""
+        with torch.no_grad():
+            return self.rsample(num_samples, context, length)
 
     def sample_and_log_prob(
         self, num_samples: int, context: Tensor | None = None, length: int | None = None
     ) -> tuple[Tensor, Tensor]:
-        x = self.sample(num_samples, context, length)
-        return x, self.log_prob(x, context)
+        """Samples ``(num_samples, *event)`` and their log-density ``(num_samples,)``."""
+        raise NotImplementedError
+
+    def _check_num_samples(self, num_samples: int) -> None:
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+            raise ValueError(f"{type(self).__name__}: num_samples must be a positive int, got "
+                             f"{num_samples!r}")
 
     def _check(self, x: Tensor) -> None:
         ok = x.dim() >= 2 and tuple(x.shape[1 : 1 + len(self.shape)]) == self.shape
@@ -90,9 +104,6 @@ class StandardNormal(Distribution):
         z = torch.randn(shape, device=self._anchor.device, dtype=self._anchor.dtype)
         return z, self.log_prob(z)
 
-    def sample(self, num_samples, context=None, length=None):
-        return self.sample_and_log_prob(num_samples, context, length)[0]
-
 
 class DiagonalNormal(Distribution):
     """Gaussian with learnable per-feature mean and log standard deviation.
@@ -123,9 +134,6 @@ class DiagonalNormal(Distribution):
         x = loc + eps * torch.exp(log_scale)
         return x, self.log_prob(x)
 
-    def sample(self, num_samples, context=None, length=None):
-        return self.sample_and_log_prob(num_samples, context, length)[0]
-
 
 class StandardLogistic(Distribution):
     """Unit logistic, ``log p(x) = -x - 2 softplus(-x)`` per element (NICE's prior).
@@ -146,84 +154,3 @@ class StandardLogistic(Distribution):
         u = u.clamp(tiny, 1 - torch.finfo(self._anchor.dtype).eps)
         z = torch.log(u) - torch.log1p(-u)
         return z, self.log_prob(z)
-
-    def sample(self, num_samples, context=None, length=None):
-        return self.sample_and_log_prob(num_samples, context, length)[0]
-
-
-def describe_nonfinite(x: Tensor) -> str | None:
-    """Return a message locating NaN/Inf entries of ``x``, or None when all are finite."""
-    bad = ~torch.isfinite(x)
-    count = int(bad.sum())
-    if count == 0:
-        return None
-    nans = int(torch.isnan(x).sum())
-    first = tuple(int(i) for i in bad.nonzero()[0])
-    rows = torch.unique(bad.nonzero()[:, 0])
-    shown = ", ".join(str(int(r)) for r in rows[:10]) + (" ..." if len(rows) > 10 else "")
-    return (
-        f"{count} non-finite value(s) ({nans} NaN, {count - nans} Inf) in a tensor of shape "
-        f"{tuple(x.shape)}; first at index {first}; batch rows affected: {shown}"
-    )
-
-
-class Flow(Distribution):
-    """A normalizing flow: ``x = T^{-1}(z)`` with ``z ~ base``.
-
-    ``log p(x) = base.log_prob(T(x)) + logabsdet_T(x)``.
-
-    Args:
-        transform: maps data to noise in ``forward``.
-        base: the distribution of the noise.
-
-    Shapes: ``log_prob`` takes ``(batch, *event)`` and returns ``(batch,)``; ``sample`` returns
-    ``(num_samples, *event)``. With a context, ``num_samples`` must equal the context batch.
-
-    >>> import torch
-    >>> from seqflow.transforms import AffineCoupling, Compose
-    >>> flow = Flow(Compose([AffineCoupling(2), AffineCoupling(2, parity=1)]), StandardNormal(2))
-    >>> flow.log_prob(torch.zeros(3, 2)).shape
-    torch.Size([3])
-    >>> flow.sample(5).shape
-    torch.Size([5, 2])
-    """
-
-    def __init__(self, transform: Transform, base: Distribution):
-        super().__init__(base.shape)
-        self.transform = transform
-        self.base = base
-
-    def log_prob(
-        self, x: Tensor, context: Tensor | None = None, validate: bool = True
-    ) -> Tensor:
-        """Log-density of ``x``; ``validate=False`` skips the NaN/Inf scan (a device sync)."""
-        if validate:
-            problem = describe_nonfinite(x)
-            if problem is not None:
-                raise ValueError(f"Flow.log_prob: input has {problem}")
-        z, logabsdet = self.transform(x, context)
-        return self.base.log_prob(z, context) + logabsdet
-
-    def sample_and_log_prob(
-        self, num_samples: int, context: Tensor | None = None, length: int | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """Reparameterized samples and their log-density: ``log p(x) = log pi(z) - log|dx/dz|``."""
-        _check_context_batch(num_samples, context)
-        z, log_pz = self.base.sample_and_log_prob(num_samples, context, length)
-        x, logabsdet = self.transform.inverse(z, context)
-        return x, log_pz - logabsdet
-
-    def sample(
-        self, num_samples: int, context: Tensor | None = None, length: int | None = None
-    ) -> Tensor:
-        _check_context_batch(num_samples, context)
-        z = self.base.sample(num_samples, context, length)
-        return self.transform.inverse(z, context)[0]
-
-
-def _check_context_batch(num_samples: int, context: Tensor | None) -> None:
-    if context is not None and context.shape[0] != num_samples:
-        raise ValueError(
-            f"Flow.sample: num_samples={num_samples} must equal the context batch "
-            f"(context shape {tuple(context.shape)})"
-        )

@@ -1,28 +1,25 @@
-"""Incremental inference for causal sequence models: ring buffers and stream drivers.
+"""The sequential direction's one protocol, and ring buffers for causal convolutions.
 
-A causal convolution with ``lookback = (kernel_size - 1) * dilation`` needs, at time ``t``, its
-inputs at ``t - lag`` for a few lags ``<= lookback``. :class:`RingBuffer` keeps the last
-``lookback`` inputs, so one new time step costs one column of work per layer instead of a pass
-over the receptive field. Slots hold tensor *references* (no in-place writes), so streaming
-also works under autograd.
+Every autoregressive conditioner (MADE on vectors, WaveNet and CausalLSTM on sequences) offers
+``start_stream(batch, context, length, history=None)`` returning a :class:`StreamState`:
 
-Conditioners that stream (``WaveNet``, ``CausalLSTM``) expose ``start_stream(batch, context,
-length, history=None)`` returning a state with
+* ``order``: the groups (features of a vector, channels of a time step) in autoregressive order;
+* ``params(group) -> (batch, P)``: that group's parameters at the current step, computed from
+  what has been fed so far (``P = 2``: shift and raw log-scale for an affine layer);
+* ``feed(group, value)``: the conditioner-side value ``(batch,)`` of that group;
+* ``advance()``: close the current time step (vectors have a single step).
 
-* ``order``: the channel indices in autoregressive order within one time step;
-* ``params(c) -> (shift, raw_log_scale)``, each ``(batch,)``, for channel ``c`` at the
-  current step;
-* ``feed(c, value)``: the conditioner-side value ``(batch,)`` of channel ``c``;
-* ``advance()``: close the current time step.
-
-:func:`conditioner_stream` turns such a state into the generator protocol of
-:class:`seqflow.transforms.AutoregressiveAffine`.
+One driver, :func:`seqflow.transforms.autoregressive.sequential`, runs this protocol for single
+layers, stacks and primed continuations. A causal convolution with
+``lookback = (kernel_size - 1) * dilation`` needs, at time ``t``, its inputs at a few lags
+``<= lookback``: :class:`RingBuffer` keeps them, so one new step costs one column of work per
+layer. Slots hold tensor references (no in-place writes), so streaming also works under
+autograd.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from typing import Any, Protocol
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -31,11 +28,13 @@ from seqflow.nn.conv import CausalConv1d
 
 
 class StreamState(Protocol):
+    """Incremental evaluation of an autoregressive conditioner (see the module docstring)."""
+
     order: list[int]
 
-    def params(self, channel: int) -> tuple[Tensor, Tensor]: ...
+    def params(self, group: int) -> Tensor: ...
 
-    def feed(self, channel: int, value: Tensor) -> None: ...
+    def feed(self, group: int, value: Tensor) -> None: ...
 
     def advance(self) -> None: ...
 
@@ -98,19 +97,3 @@ class CausalConvStepper:
 
     def push(self, t: int, x_now: Tensor) -> None:
         self.buffer.push(t, x_now)
-
-
-def conditioner_stream(
-    state: StreamState, length: int
-) -> Generator[tuple[Any, Tensor, Tensor], Tensor, None]:
-    """Drive ``state`` over ``length`` steps with the AutoregressiveAffine generator protocol.
-
-    Yields ``((slice(None), channel, t), shift, raw)`` and receives the value of that element.
-    """
-    for t in range(length):
-        for c in state.order:
-            shift, raw = state.params(c)
-            value = yield (slice(None), c, t), shift, raw
-            state.feed(c, value)
-        state.advance()
-

@@ -1,0 +1,19 @@
+"""Distributions: base (noise) distributions, :class:`Flow`, and the MADE mixture of Gaussians."""
+
+from seqflow.distributions.base import (
+    DiagonalNormal,
+    Distribution,
+    StandardLogistic,
+    StandardNormal,
+)
+from seqflow.distributions.flow import Flow
+from seqflow.distributions.mixture import MADEMoG
+
+__all__ = [
+    "DiagonalNormal",
+    "Distribution",
+    "Flow",
+    "MADEMoG",
+    "StandardLogistic",
+    "StandardNormal",
+]
