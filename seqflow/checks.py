@@ -85,8 +85,12 @@ def describe_nonfinite(x: Tensor, rows: Sequence[int] | Tensor | None = None) ->
     without it, batch positions are reported.
 
     >>> import torch
-    >>> print(describe_nonfinite(torch.tensor([[0.0, float("nan")], [1.0, 2.0]]), rows=[7, 8]))
-    1 non-finite value(s) (1 NaN, 0 Inf) in a tensor of shape (2, 2); first at index (0, 1); rows affected: 7
+    >>> message = describe_nonfinite(torch.tensor([[0.0, float("nan")], [1.0, 2.0]]), rows=[7, 8])
+    >>> for part in message.split("; "):
+    ...     print(part)
+    1 non-finite value(s) (1 NaN, 0 Inf) in a tensor of shape (2, 2)
+    first at index (0, 1)
+    rows affected: 7
     """
     bad = ~torch.isfinite(x)
     count = int(bad.sum())

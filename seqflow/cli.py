@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="draw samples from a run's model")
     p.add_argument("run", help="run directory written by seqflow train")
     p.add_argument("--num", type=int, required=True, help="number of samples")
+    p.add_argument("--length", type=int, default=None,
+                   help="samples per sequence (unconditional sequence models)")
     p.add_argument("--out", required=True, help="output file: .npy, .csv or .safetensors")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weights", default="auto", choices=["auto", "best", "final", "last"])
@@ -60,7 +62,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if _is_main_process():
         val = result.val
         summary = f"step {result.step}"
-        if val:
+        if "bits_per_dim" in val:
             summary += f", val NLL {val['nll']:.4f} nats ({val['bits_per_dim']:.4f} bits/dim)"
         if result.resumed_from is not None:
             summary += f", resumed from {result.resumed_from.name}"
@@ -84,7 +86,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_sample(args: argparse.Namespace) -> int:
     from seqflow.train.inference import sample_run, write_samples
 
-    samples = sample_run(args.run, args.num, args.seed, args.weights)
+    samples = sample_run(args.run, args.num, args.seed, args.weights, args.length)
     write_samples(samples, args.out)
     print(f"seqflow sample: wrote {tuple(samples.shape)} samples to {args.out}")
     return 0
@@ -113,16 +115,25 @@ def main(argv: list[str] | None = None) -> int:
     else:
         args = _parser().parse_args(argv)
     from seqflow.train.checkpoints import CheckpointError
-    from seqflow.train.engine import NonFiniteLossError
+    from seqflow.train.engine import NonFiniteLossError, TrainingInterrupted
 
     expected = (ValueError, OSError, CheckpointError, NonFiniteLossError)
+    if not _is_main_process():  # under accelerate launch, one process reports the error
+        expected_quiet = True
+    else:
+        expected_quiet = False
     previous = warnings.showwarning
     warnings.showwarning = _show_warning
     try:
         return COMMANDS[args.command](args)
+    except TrainingInterrupted as err:
+        if not expected_quiet:
+            print(f"seqflow {args.command}: {err}", file=sys.stderr)
+        return 130
     except expected as err:
-        message = " ".join(str(err).split()) or type(err).__name__
-        print(f"seqflow {args.command}: error: {message}", file=sys.stderr)
+        if not expected_quiet:
+            message = " ".join(str(err).split()) or type(err).__name__
+            print(f"seqflow {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"seqflow {args.command}: interrupted", file=sys.stderr)

@@ -14,13 +14,13 @@ import pytest
 from seqflow import cli
 from seqflow.distributions import StandardNormal
 from seqflow.train.config import load_config
-from seqflow.train.data import build_splits
+from seqflow.train.datasets import build_splits
 
 ROOT = Path(__file__).resolve().parents[1]
 MOONS = str(ROOT / "recipes/density/configs/moons.yaml")
 SMALL = ["--set", "train.max_steps=60", "--set", "data.num_samples=2000", "--set",
          "train.eval_every=30", "--set", "train.checkpoint_every=30", "--set",
-         "train.log_with=tensorboard", "--set", "model.layers=2", "--set", "train.log_every=10",
+         "train.log_with=tensorboard", "--set", "model.steps=2", "--set", "train.log_every=10",
          "--set", "train.warmup_steps=5", "--set", "train.ema_decay=0.9", "--set", "train.lr=3e-3"]
 
 
@@ -29,16 +29,16 @@ def test_train_eval_sample_round_trip(tmp_path, capsys):
     assert cli.main(["train", MOONS, *SMALL, "--out", str(run)]) == 0
     out, err = capsys.readouterr()
     assert "seqflow train: step 60, val NLL" in out
-    assert "step/s" in err and "loss=" in err  # the tqdm progress bar with loss and throughput
+    assert "step/s" in err and "nll=" in err  # the tqdm progress bar with loss and throughput
     assert list((run / "tensorboard").rglob("events.out.tfevents.*"))
 
     assert cli.main(["eval", str(run), "--split", "test"]) == 0
     printed = json.loads(capsys.readouterr().out)
     written = json.loads((run / "metrics_test.json").read_text())
     assert printed == written
-    assert printed["split"] == "test" and printed["rows"] == 200 and printed["step"] == 60
+    assert printed["split"] == "test" and printed["items"] == 200 and printed["step"] == 60
     assert printed["bits_per_dim"] == pytest.approx(printed["nll"] / 2 / np.log(2))
-    test_rows = build_splits(load_config(run / "config.yaml").data)["test"].tensors[0]
+    test_rows = build_splits(load_config(run / "config.yaml"))["test"].rows
     base_nll = -StandardNormal(2).log_prob(test_rows).mean().item()
     assert printed["nll"] < base_nll - 0.2, (printed["nll"], base_nll)  # it learned something
 

@@ -12,10 +12,11 @@ from seqflow import cli
 from seqflow.distributions import Flow, StandardNormal
 from seqflow.distributions import MADEMoG
 from seqflow.train.config import ConfigError
-from seqflow.train.data import build_splits
+from seqflow.train.datasets import build_splits
 from seqflow.train.engine import train
 from seqflow.train.inference import load_weights
-from seqflow.train.objectives import NLLObjective, ObjectiveOutput, evaluate_nll
+from seqflow.train.models import build_flow
+from seqflow.train.objectives import LikelihoodTask, TaskOutput
 from seqflow.transforms import ActNorm, AffineCoupling, Compose
 
 
@@ -46,30 +47,32 @@ def test_caller_built_model_trains_and_its_best_weights_reload(tmp_path, build):
     info = load_weights(run, fresh, "best")
     best = json.loads((run / "best" / "info.json").read_text())
     assert info["weights"] == "best" and info["step"] == best["step"]
-    val = build_splits(tiny_config().data)["val"].tensors[0]
-    total, count = evaluate_nll(fresh, val, 4096)
-    assert total / count == pytest.approx(best["val"]["nll"], rel=1e-6)
+    val = build_splits(tiny_config())["val"].rows
+    with torch.no_grad():
+        mean_nll = float(-fresh.log_prob(val).double().mean())
+    assert mean_nll == pytest.approx(best["val"]["nll"], rel=1e-6)
     assert result.val["nll"] >= best["val"]["nll"]
 
 
-class _CrashAt(NLLObjective):
+class _CrashAt(LikelihoodTask):
     """NLL that raises at optimizer step ``step``, as a killed process would stop there."""
 
-    def __init__(self, step: int):
+    def __init__(self, flow, step: int):
+        super().__init__(flow)
         self.crash_step = step
 
-    def __call__(self, model, batch, step):
-        if step == self.crash_step:
+    def forward(self, batch):
+        if self.step == self.crash_step:
             raise KeyboardInterrupt
-        return super().__call__(model, batch, step)
+        return super().forward(batch)
 
 
 def test_interrupted_caller_flow_run_resumes_to_the_uninterrupted_weights(tmp_path):
     settings = dict(max_steps=20, checkpoint_every=5, input_noise=0.05, ema_decay=0.9)
     train(tiny_config(**settings), tmp_path / "reference", flow=_glow_like(0))
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_config(**settings), tmp_path / "run", objective=_CrashAt(13),
-              flow=_glow_like(0))
+        flow = _glow_like(0)
+        train(tiny_config(**settings), tmp_path / "run", task=_CrashAt(flow, 13), flow=flow)
     assert not (tmp_path / "run" / "final").exists()
     # A flow with other initial weights: the checkpoint's weights (and ActNorm state) win.
     result = train(tiny_config(**settings), tmp_path / "run", flow=_glow_like(7))
@@ -122,27 +125,30 @@ def test_eval_and_sample_cli_refuse_a_caller_flow_run(tmp_path, capsys):
     assert "model.kind=custom" in capsys.readouterr().err
 
 
-class _Ascent(NLLObjective):
+class _Ascent(LikelihoodTask):
     """Maximizes the NLL: every validation check after the first is worse."""
 
-    def __call__(self, model, batch, step):
-        out = super().__call__(model, batch, step)
-        return ObjectiveOutput(-out.loss, out.metrics)
+    def __init__(self):
+        super().__init__(build_flow(tiny_config().model))
+
+    def forward(self, batch):
+        out = super().forward(batch)
+        return TaskOutput(-out.loss, out.metrics)
 
 
 def test_patience_stops_early_and_resume_keeps_the_count(tmp_path):
     run = tmp_path / "run"
     settings = dict(max_steps=60, eval_every=5, checkpoint_every=5, lr_schedule="constant")
-    result = train(tiny_config(patience=2, **settings), run, objective=_Ascent())
+    result = train(tiny_config(patience=2, **settings), run, task=_Ascent())
     assert result.stopped_early and result.step == 15  # evals at 10 and 15 are worse than at 5
     assert json.loads((run / "best" / "info.json").read_text())["step"] == 5
-    again = train(tiny_config(patience=2, **settings), run, objective=_Ascent())
+    again = train(tiny_config(patience=2, **settings), run, task=_Ascent())
     assert again.step == 15 and again.stopped_early  # a finished early stop stays finished
     # The count of bad evaluations survives the resume: one more (at 20) exhausts patience 3.
-    longer = train(tiny_config(patience=3, **settings), run, objective=_Ascent())
+    longer = train(tiny_config(patience=3, **settings), run, task=_Ascent())
     assert longer.step == 20 and longer.stopped_early
     off = train(tiny_config(max_steps=20, eval_every=5, patience=0), tmp_path / "off",
-                objective=_Ascent())
+                task=_Ascent())
     assert off.step == 20 and not off.stopped_early
     with pytest.raises(ConfigError, match="train.patience: must be >= 0"):
         tiny_config(patience=-1)

@@ -88,7 +88,7 @@ def test_file_errors(tmp_path):
 
 
 def test_save_load_round_trip(tmp_path):
-    cfg = config_from_dict({"model": {"kind": "glow", "layers": 3}}, ["train.lr=0.01"])
+    cfg = config_from_dict({"model": {"kind": "glow", "steps": 3}}, ["train.lr=0.01"])
     save_config(cfg, tmp_path / "c.yaml")
     assert load_config(tmp_path / "c.yaml") == cfg
 

@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from seqflow.train.config import DataConfig
-from seqflow.train.data import ShardedBatches, build_splits, shard_range, split_rows
+from seqflow.train.batches import DeterministicBatches as ShardedBatches
+from seqflow.train.batches import shard_range
+from seqflow.train.config import config_from_dict
+from seqflow.train.datasets import build_splits, split_rows
+
+
+def DataConfig(features: int = 2, **data):  # noqa: N802 - reads like the dataclass it wraps
+    """A whole config whose data section is ``data`` (the registry builds from both)."""
+    return config_from_dict({"model": {"features": features}, "data": data})
 
 
 def test_splits_are_disjoint_complete_and_seeded():
@@ -55,10 +62,13 @@ def test_eval_shards_cover_every_row_once():
 
 def test_toy_source_and_row_map():
     splits = build_splits(DataConfig(num_samples=200, val_fraction=0.1, test_fraction=0.1))
-    data, source_rows = splits["train"].tensors
+    data, source_rows = splits["train"].rows, splits["train"].source_rows
     assert data.shape == (160, 2) and source_rows.shape == (160,)
+    batch = splits["train"].__getitems__([3, 5])
+    assert torch.equal(batch["x"], data[[3, 5]]) and torch.equal(batch["index"],
+                                                                  source_rows[[3, 5]])
     with pytest.raises(ValueError, match="model.features=3"):
-        build_splits(DataConfig(num_samples=200), features=3)
+        build_splits(DataConfig(3, num_samples=200))
 
 
 def test_csv_errors_name_file_and_line(tmp_path):
@@ -72,11 +82,12 @@ def test_csv_errors_name_file_and_line(tmp_path):
         build_splits(DataConfig(source="csv", path=str(bad)))
     ragged = tmp_path / "ragged.csv"
     ragged.write_text("1,2\n3,4\n5\n")
-    with pytest.raises(ValueError, match=r"ragged.csv: line 3: expected 2 columns, got 1"):
+    with pytest.raises(ValueError,
+                       match=r"ragged.csv: line 3: expected 2 comma-separated columns, got 1"):
         build_splits(DataConfig(source="csv", path=str(ragged)))
     nan = tmp_path / "nan.csv"
-    nan.write_text("1,2\n3,4\n5,nan\n6,inf\n")
-    with pytest.raises(ValueError, match=r"nan.csv: non-finite value\(s\) in row\(s\) 2, 3"):
+    nan.write_text("# a comment line\n1,2\n3,4\n5,nan\n6,inf\n")
+    with pytest.raises(ValueError, match=r"nan.csv: 2 non-finite .* file lines affected: 4, 5"):
         build_splits(DataConfig(source="csv", path=str(nan)))
     with pytest.raises(ValueError, match="file not found: .*none.csv"):
         build_splits(DataConfig(source="csv", path=str(tmp_path / "none.csv")))
@@ -85,9 +96,17 @@ def test_csv_errors_name_file_and_line(tmp_path):
 def test_npy_is_read_without_pickle(tmp_path):
     good = tmp_path / "x.npy"
     np.save(good, np.ones((10, 2), dtype=np.float64))
-    assert build_splits(DataConfig(source="npy", path=str(good)))["train"].tensors[0].dtype \
+    assert build_splits(DataConfig(source="npy", path=str(good)))["train"].rows.dtype \
         == torch.float32
     objects = tmp_path / "objects.npy"
     np.save(objects, np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    with pytest.raises(ValueError, match="objects.npy"):
+    with pytest.raises(ValueError, match="objects.npy") as err:
         build_splits(DataConfig(source="npy", path=str(objects)))
+    assert "allow_pickle" not in str(err.value)
+
+
+def test_csv_with_another_separator_says_which_was_expected(tmp_path):
+    semi = tmp_path / "semi.csv"
+    semi.write_text("a;b\n1;2\n3;4\n")
+    with pytest.raises(ValueError, match=r"semi.csv: line 2: .*expected comma-separated"):
+        build_splits(DataConfig(source="csv", path=str(semi)))

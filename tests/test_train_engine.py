@@ -19,7 +19,8 @@ from train_cases import max_weight_diff, tiny_config, tiny_raw, write_config
 
 from seqflow.train.engine import NonFiniteLossError, lr_lambda, train
 from seqflow.train.inference import evaluate_run, load_run
-from seqflow.train.objectives import NLLObjective, ObjectiveOutput
+from seqflow.train.models import build_flow
+from seqflow.train.objectives import LikelihoodTask, TaskOutput
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,58 +81,60 @@ def test_sigkill_at_an_arbitrary_step_then_resume_matches_uninterrupted(tmp_path
     assert _without_timing(_log_steps(killed)) == _without_timing(_log_steps(reference))
 
 
-class _PoisonAt(NLLObjective):
+class _PoisonAt(LikelihoodTask):
     """NLL, but the loss of optimizer step ``bad_step`` is NaN."""
 
     def __init__(self, bad_step: int):
+        super().__init__(build_flow(tiny_config().model))
         self.bad_step = bad_step
 
-    def __call__(self, model, batch, step):
-        out = super().__call__(model, batch, step)
-        if step == self.bad_step:
-            return ObjectiveOutput(out.loss * float("nan"), out.metrics)
+    def forward(self, batch):
+        out = super().forward(batch)
+        if self.step == self.bad_step:
+            return TaskOutput(out.loss * float("nan"), out.metrics)
         return out
 
 
 def test_nonfinite_loss_stops_naming_step_and_rows(tmp_path):
     with pytest.raises(NonFiniteLossError) as err:
-        train(tiny_config(max_steps=10), tmp_path / "run", objective=_PoisonAt(3))
+        train(tiny_config(max_steps=10), tmp_path / "run", task=_PoisonAt(3))
     message = str(err.value)
     assert "non-finite loss (nan) at step 3" in message
-    assert "source rows [" in message and "toy:moons" in message
+    assert "finite data" in message  # the data are finite: the message must not blame them
     assert "train.on_nonfinite=skip" in message
 
 
 def test_nonfinite_loss_can_be_skipped_and_counted(tmp_path):
     run = tmp_path / "run"
     result = train(tiny_config(max_steps=10, on_nonfinite="skip"), run,
-                   objective=_PoisonAt(3))
+                   task=_PoisonAt(3))
     assert result.skipped == 1 and result.step == 10
     assert _log_steps(run)[-1]["skipped"] == 1
     flow, _, _ = load_run(run, "final")
     assert all(torch.isfinite(p).all() for p in flow.parameters())
 
 
-class _NanGradientAt(NLLObjective):
+class _NanGradientAt(LikelihoodTask):
     """A finite loss whose gradient is NaN at step ``bad_step`` (the torch.where pitfall)."""
 
     def __init__(self, bad_step: int):
+        super().__init__(build_flow(tiny_config().model))
         self.bad_step = bad_step
 
-    def __call__(self, model, batch, step):
-        out = super().__call__(model, batch, step)
-        if step != self.bad_step:
+    def forward(self, batch):
+        out = super().forward(batch)
+        if self.step != self.bad_step:
             return out
-        weight = next(model.parameters())
+        weight = next(self.model.parameters())
         trap = torch.where(torch.tensor(False), torch.sqrt(-weight.abs() - 1).sum(), 0.0)
-        return ObjectiveOutput(out.loss + trap, out.metrics)
+        return TaskOutput(out.loss + trap, out.metrics)
 
 
 def test_nonfinite_gradient_with_finite_loss_is_caught(tmp_path):
     with pytest.raises(NonFiniteLossError, match="non-finite gradient norm .* at step 4"):
-        train(tiny_config(max_steps=8), tmp_path / "a", objective=_NanGradientAt(4))
+        train(tiny_config(max_steps=8), tmp_path / "a", task=_NanGradientAt(4))
     result = train(tiny_config(max_steps=8, on_nonfinite="skip"), tmp_path / "b",
-                   objective=_NanGradientAt(4))
+                   task=_NanGradientAt(4))
     assert result.skipped == 1
     flow, _, _ = load_run(tmp_path / "b", "final")
     assert all(torch.isfinite(p).all() for p in flow.parameters())
@@ -166,8 +169,8 @@ def test_resume_refuses_a_different_model(tmp_path):
     run = tmp_path / "run"
     train(tiny_config(max_steps=10), run)
     other = tiny_config(max_steps=20)
-    other.model.hidden = 8
-    with pytest.raises(ValueError, match="different model.hidden"):
+    other.model.hidden_features = 8
+    with pytest.raises(ValueError, match="different model.hidden_features"):
         train(other, run)
 
 

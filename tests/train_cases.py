@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from seqflow.train.config import Config, config_from_dict
 
 TINY = {
-    "model": {"kind": "realnvp", "layers": 2, "hidden": 16},
+    "model": {"kind": "realnvp", "steps": 2, "hidden_features": 16},
     "data": {"num_samples": 1280, "val_fraction": 0.1, "test_fraction": 0.1},
     "train": {
         "max_steps": 30, "batch_size": 32, "lr": 3e-3, "warmup_steps": 3, "ema_decay": 0.9,

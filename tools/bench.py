@@ -17,17 +17,14 @@ import argparse
 import json
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from seqflow.distributions import Flow, StandardNormal  # noqa: E402
-from seqflow.transforms.maf import IAF, MAF  # noqa: E402
+from seqflow.distributions import Flow, StandardNormal
+from seqflow.transforms.maf import IAF, MAF
 
 
 def median_seconds(fn: Callable[[], object], repeats: int, warmup: int, device: torch.device):
@@ -76,14 +73,13 @@ def bench_vectors(dims: list[int], batch: int, repeats: int, device: torch.devic
                 row[name + "_s"] = median_seconds(fn, repeats, warmup=2, device=device)
             z = torch.randn(batch, features, device=device)
             fast = maf.transform.inverse(z)[0]
-            maf.transform.use_streaming = False
-            naive = maf.transform.inverse(z)[0]
+            naive = maf.transform.naive_sequential(z)[0]
             row["max_abs_diff_stream_vs_naive"] = float((fast - naive).abs().max())
             if features <= naive_max_dim:
                 row["maf_sample_naive_s"] = median_seconds(
-                    lambda: maf.sample(batch), max(1, repeats // 3), warmup=1, device=device  # noqa: B023
+                    lambda: maf.transform.naive_sequential(z), max(1, repeats // 3),  # noqa: B023
+                    warmup=1, device=device,
                 )
-            maf.transform.use_streaming = True
         row["maf_sample_over_log_prob"] = row["maf_sample_s"] / row["maf_log_prob_s"]
         row["iaf_log_prob_over_sample"] = row["iaf_log_prob_s"] / row["iaf_sample_s"]
         if "maf_sample_naive_s" in row:
@@ -138,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
         report["vectors"] = rows
         print(vector_table(rows))
     if args.section in ("sequences", "all"):
-        import bench_sequences  # tools/ is on sys.path (see the bottom of this file)
+        import bench_sequences  # a sibling script: its folder is sys.path[0] when run as one
 
         if args.repeats is not None:
             rest = [*rest, "--repeats", str(args.repeats)]
@@ -149,5 +145,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     main()

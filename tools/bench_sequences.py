@@ -24,14 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from seqflow import Flow, SequenceIAF, SequenceMAF, StandardNormal, WaveGlow  # noqa: E402
 
@@ -70,13 +67,11 @@ def build_flows(args) -> dict[str, Flow]:
 
 def naive_maf_sample(maf: SequenceMAF, z: torch.Tensor, steps: int | None) -> torch.Tensor:
     """MAF inverse on the naive path, optionally cut to ``steps`` full passes."""
-    maf.use_streaming = False
     if steps is not None:
         maf.conditioner.num_sequential_steps = lambda y: steps
     try:
-        return maf.inverse(z)[0]
+        return maf.naive_sequential(z)[0]
     finally:
-        maf.use_streaming = True
         maf.conditioner.__dict__.pop("num_sequential_steps", None)
 
 

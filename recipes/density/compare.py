@@ -29,30 +29,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from baselines import FullCovGaussian, GaussianKDE  # noqa: E402
 from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from baselines import FullCovGaussian, GaussianKDE  # noqa: E402
-
 from seqflow.data.tabular import load_digits_split  # noqa: E402
 from seqflow.data.toy import sample_toy  # noqa: E402
-from seqflow.distributions import Distribution, Flow, StandardNormal  # noqa: E402
-from seqflow.distributions import MADEMoG  # noqa: E402
+from seqflow.distributions import Distribution, Flow, MADEMoG, StandardNormal  # noqa: E402
 from seqflow.train import Config as EngineConfig  # noqa: E402
 from seqflow.train import config_from_dict  # noqa: E402
 from seqflow.train import train as engine_train  # noqa: E402
 from seqflow.train.checkpoints import write_json_atomic  # noqa: E402
 from seqflow.train.inference import load_weights  # noqa: E402
-from seqflow.transforms import (  # noqa: E402
-    ActNorm,
-    AffineCoupling,
-    Compose,
-    InvertibleLinear,
-    Planar,
-    Radial,
-)
-from seqflow.transforms.maf import MAF  # noqa: E402
+from seqflow.transforms import MAF, Compose, Planar, Radial  # noqa: E402
+from seqflow.transforms.stacks import glow_steps, realnvp_steps  # noqa: E402
 
 TOY_SETS = ["moons", "8gaussians", "checkerboard", "pinwheel"]
 ALL_MODELS = ["gaussian", "kde", "made", "made_mog", "realnvp", "glow", "maf", "maf_mog",
@@ -118,15 +108,9 @@ def build_model(name: str, features: int, cfg: Config, seed: int) -> Distributio
             return Flow(Compose(layers), base)
         return Flow(Compose(layers), MADEMoG(features, components=10, hidden_features=hidden))
     if name == "realnvp":
-        couplings = [AffineCoupling(features, parity=i % 2, hidden_features=hidden)
-                     for i in range(2 * K)]
-        return Flow(Compose(couplings), base)
+        return Flow(realnvp_steps(features, 2 * K, hidden), base)
     if name == "glow":
-        steps = []
-        for i in range(K):
-            steps += [ActNorm(features), InvertibleLinear(features),
-                      AffineCoupling(features, parity=i % 2, hidden_features=hidden)]
-        return Flow(Compose(steps), base)
+        return Flow(glow_steps(features, K, hidden), base)
     if name == "planar":
         return Flow(Compose([Planar(features, newton_steps=20) for _ in range(2 * K)]), base)
     if name == "radial":

@@ -18,14 +18,11 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare import Config, build_model, engine_config, load_data  # noqa: E402
 
 from seqflow.train import train as engine_train  # noqa: E402

@@ -19,13 +19,13 @@ class ChannelMLP(nn.Module):
         in_features: int,
         out_features: int,
         hidden_features: int = 64,
-        num_hidden_layers: int = 2,
+        blocks: int = 2,
         zero_init_last: bool = True,
     ):
         super().__init__()
         layers: list[nn.Module] = []
         width = in_features
-        for _ in range(num_hidden_layers):
+        for _ in range(blocks):
             layers += [nn.Linear(width, hidden_features), nn.SiLU()]
             width = hidden_features
         last = nn.Linear(width, out_features)

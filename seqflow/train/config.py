@@ -30,29 +30,55 @@ class ConfigError(ValueError):
 
 @dataclass
 class ModelConfig:
-    """Which flow to build (see :mod:`seqflow.train.models`).
+    """Which flow to build (see :mod:`seqflow.train.models`, whose registry lists the kinds).
 
-    ``kind``: ``maf`` (MADE autoregressive layers), ``realnvp`` (affine couplings) or ``glow``
-    (ActNorm + invertible 1x1 + affine coupling per layer). ``custom`` records that the caller
-    built the flow (``Trainer(cfg, out, flow=...)``); only ``features`` is then used, and
-    ``seqflow train/eval/sample`` cannot rebuild it.
+    Vector kinds (``(batch, features)``): ``maf`` (MADE autoregressive steps), ``realnvp``
+    (affine couplings), ``glow`` (ActNorm + invertible 1x1 + affine coupling per step).
+    Sequence kinds (``(batch, channels, time)``): ``sequence_maf`` and ``sequence_iaf`` (a
+    :class:`~seqflow.transforms.SequenceStack` of ``steps`` layers with a ``wavenet`` or ``lstm``
+    conditioner, local conditioning of ``cond_channels`` features upsampled once by
+    ``upsample_factor``, and ``num_global_ids`` global ids), and ``waveglow``. ``custom``
+    records that the caller built the flow (``Trainer(cfg, out, flow=...)``).
+
+    Sizes follow the glossary: ``steps`` (flow depth), ``hidden_features`` (width; LSTM width),
+    ``blocks`` (network depth: MADE/coupling hidden layers, WaveNet blocks, LSTM layers),
+    ``residual_channels``/``skip_channels``/``kernel_size``/``cycles`` (WaveNet),
+    ``head_features`` (LSTM head), ``squeeze_factor`` (WaveGlow). ``cond_channels: 0`` and
+    ``num_global_ids: 0`` mean no local features / no global ids. ``log_scale_bound`` is the
+    smooth bound of every affine log-scale.
     """
 
     kind: str = "realnvp"
     features: int = 2
-    layers: int = 4
-    hidden: int = 64
-    hidden_layers: int = 2
+    channels: int = 1
+    steps: int = 4
+    hidden_features: int = 64
+    blocks: int = 2
+    conditioner: str = "wavenet"
+    residual_channels: int = 64
+    skip_channels: int = 64
+    kernel_size: int = 2
+    cycles: int = 1
+    head_features: int = 64
+    cond_channels: int = 0
+    upsample_factor: int = 1
+    num_global_ids: int = 0
+    squeeze_factor: int = 8
+    log_scale_bound: float = 6.0
     base: str = "normal"
 
 
 @dataclass
 class DataConfig:
-    """Where the data comes from and how it is split into train/val/test.
+    """Where the data comes from and how it is split (the registry in
+    :mod:`seqflow.train.datasets` lists the sources).
 
-    ``source``: ``toy`` (``name`` is a :data:`seqflow.data.TOY_DATASETS` key and ``num_samples``
-    points are generated), ``csv`` (one numeric row per sample, optional header) or ``npy``
-    (a 2-D array), both read from ``path``. The split is a seeded permutation (``seed``).
+    ``toy`` (``name`` is a :data:`seqflow.data.TOY_DATASETS` key, ``num_samples`` points),
+    ``csv`` (one numeric row per sample, optional header, ``#`` comments) and ``npy`` (a 2-D
+    array) are rows split by a seeded permutation (``seed``). ``toy_audio`` generates
+    ``num_samples`` clips of ``segment_length`` samples (sine mixtures with vibrato and noise)
+    with their log-mel spectrogram (``n_mels`` bands, ``hop_length`` samples per frame) as the
+    local context.
     """
 
     source: str = "toy"
@@ -62,20 +88,27 @@ class DataConfig:
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     seed: int = 0
+    segment_length: int = 4096
+    sample_rate: int = 16000
+    hop_length: int = 256
+    n_mels: int = 80
 
 
 @dataclass
 class TrainConfig:
     """Optimization, evaluation, checkpointing and logging.
 
-    ``batch_size`` is per process: ``N`` processes see ``N * batch_size`` samples per micro-batch
-    step. ``grad_accum`` micro-batches make one optimizer step; ``max_steps``, ``eval_every``,
+    ``task`` names the training task (see :mod:`seqflow.train.objectives`). ``batch_size`` is
+    per process: ``N`` processes see ``N * batch_size`` samples per micro-batch step.
+    ``grad_accum`` micro-batches make one optimizer step; ``max_steps``, ``eval_every``,
     ``checkpoint_every`` and ``warmup_steps`` count optimizer steps. ``input_noise`` adds
     Gaussian noise of that standard deviation to training batches (a regularizer).
     ``cpu_threads`` > 0 sets ``torch.set_num_threads`` when training on CPU (0 keeps torch's
     default); small models train much faster with 1 thread per process on a busy machine.
     ``patience`` > 0 stops training after that many consecutive validation evaluations without
-    a lower validation NLL (early stopping; 0 = off); the best weights are kept either way.
+    a lower validation score (early stopping; 0 = off); the best weights are kept either way.
+    ``on_nonfinite: skip`` skips steps whose loss or gradient is not finite, at most
+    ``max_skips`` in a row (then the run fails).
     """
 
     max_steps: int = 1000
@@ -90,8 +123,9 @@ class TrainConfig:
     mixed_precision: str = "auto"
     ema_decay: float = 0.0
     seed: int = 0
-    objective: str = "nll"
+    task: str = "likelihood"
     on_nonfinite: str = "error"
+    max_skips: int = 10
     checkpoint_every: int = 200
     keep_checkpoints: int = 2
     eval_every: int = 200
@@ -110,25 +144,29 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+# Choices that belong to no registry; model.kind, data.source and train.task are checked
+# against the registries themselves (seqflow.train.registry).
 CHOICES: dict[str, tuple[str, ...]] = {
-    "model.kind": ("maf", "realnvp", "glow", "custom"),
     "model.base": ("normal",),
-    "data.source": ("toy", "csv", "npy"),
+    "model.conditioner": ("wavenet", "lstm"),
     "train.lr_schedule": ("constant", "cosine", "linear"),
     "train.mixed_precision": ("auto", "no", "bf16"),
-    "train.objective": ("nll",),
     "train.on_nonfinite": ("error", "skip"),
     "train.log_with": ("tensorboard", "none"),
 }
 
 POSITIVE = {
-    "model.features", "model.layers", "model.hidden", "train.max_steps", "train.batch_size",
-    "train.lr", "train.grad_accum", "train.checkpoint_every", "train.keep_checkpoints",
-    "train.eval_every", "train.eval_batch_size", "train.log_every", "data.num_samples",
+    "model.features", "model.channels", "model.steps", "model.hidden_features",
+    "model.residual_channels", "model.skip_channels", "model.kernel_size", "model.cycles",
+    "model.head_features", "model.upsample_factor", "model.squeeze_factor",
+    "model.log_scale_bound", "train.max_steps", "train.batch_size", "train.lr",
+    "train.grad_accum", "train.checkpoint_every", "train.keep_checkpoints", "train.eval_every",
+    "train.eval_batch_size", "train.log_every", "train.max_skips", "data.num_samples",
+    "data.segment_length", "data.sample_rate", "data.hop_length", "data.n_mels",
 }
-NON_NEGATIVE = {"model.hidden_layers", "train.weight_decay", "train.warmup_steps",
-                "train.grad_clip", "train.seed", "data.seed", "train.cpu_threads",
-                "train.input_noise", "train.patience"}
+NON_NEGATIVE = {"model.blocks", "model.cond_channels", "model.num_global_ids",
+                "train.weight_decay", "train.warmup_steps", "train.grad_clip", "train.seed",
+                "data.seed", "train.cpu_threads", "train.input_noise", "train.patience"}
 
 
 def valid_keys() -> list[str]:
@@ -196,6 +234,20 @@ def _check_ranges(cfg: Config) -> None:
         raise ConfigError(f"train.ema_decay: must be in [0, 1), got {cfg.train.ema_decay}")
     if cfg.data.source in ("csv", "npy") and not cfg.data.path:
         raise ConfigError(f"data.path: required when data.source is {cfg.data.source!r}")
+    if cfg.data.segment_length % cfg.data.hop_length:
+        raise ConfigError(f"data.segment_length={cfg.data.segment_length} must be a multiple "
+                          f"of data.hop_length={cfg.data.hop_length}")
+
+
+def _check_registered(cfg: Config) -> None:
+    """``model.kind``, ``data.source`` and ``train.task`` must name registry entries."""
+    from seqflow.train.registry import DATA_SOURCES, MODEL_KINDS, TASKS
+
+    for key, value, registry in (("model.kind", cfg.model.kind, MODEL_KINDS),
+                                 ("data.source", cfg.data.source, DATA_SOURCES),
+                                 ("train.task", cfg.train.task, TASKS)):
+        if value not in registry:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(registry)}")
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -235,6 +287,7 @@ def config_from_dict(raw: dict[str, Any] | None, overrides: list[str] | None = N
             )
     cfg = Config(**{name: _build_section(name, hints[name], raw.get(name)) for name in sections})
     _check_ranges(cfg)
+    _check_registered(cfg)
     return cfg
 
 

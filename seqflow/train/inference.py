@@ -8,58 +8,53 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.utils.data import DataLoader
 
+from seqflow.checks import describe_nonfinite
 from seqflow.distributions import Flow
 from seqflow.train import checkpoints as ckpt
+from seqflow.train import run_dir as rd
+from seqflow.train.batches import collate
 from seqflow.train.config import Config, load_config
-from seqflow.train.data import build_splits
-from seqflow.train.models import build_flow
-from seqflow.train.objectives import evaluate_nll, nll_units
+from seqflow.train.datasets import build_splits
+from seqflow.train.models import SEQUENCE_KINDS, build_flow
+from seqflow.train.registry import build_task
 
-WEIGHTS = ("auto", "best", "final", "last")
+WEIGHTS = ("auto", rd.BEST, rd.FINAL, rd.LAST)
 
 
-def _last_checkpoint_weights(run: Path) -> tuple[dict[str, Tensor], dict]:
-    directory = ckpt.find_resumable(run / "checkpoints")
+def _last_checkpoint_weights(run: rd.RunDir) -> tuple[dict[str, Tensor], dict]:
+    directory = ckpt.find_resumable(run.checkpoints)
     if directory is None:
-        raise ckpt.CheckpointError(f"{run} holds no usable checkpoint")
-    state = json.loads((directory / "trainer_state.json").read_text())
-    if (directory / "ema.safetensors").is_file():
-        return ckpt.load_tensors(directory / "ema.safetensors"), {"step": state["step"]}
-    raw = ckpt.load_tensors(directory / "model.safetensors")
-    weights = {k.removeprefix("flow."): v for k, v in raw.items()}
+        raise ckpt.CheckpointError(f"{run.root} holds no usable checkpoint")
+    state = json.loads((directory / rd.STATE_FILE).read_text())
+    if (directory / rd.EMA_FILE).is_file():
+        return ckpt.load_tensors(directory / rd.EMA_FILE), {"step": state["step"]}
+    raw = ckpt.load_tensors(directory / rd.MODEL_FILE)
+    weights = {k.removeprefix("model."): v for k, v in raw.items() if k.startswith("model.")}
     return weights, {"step": state["step"]}
 
 
-def _check_run_dir(run: Path, weights: str) -> None:
-    if not (run / "config.yaml").is_file():
-        raise FileNotFoundError(f"{run} is not a seqflow run directory (no config.yaml)")
+def _read_weights(run: rd.RunDir, weights: str) -> tuple[dict[str, Tensor], dict]:
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
-
-
-def _read_weights(run: Path, weights: str) -> tuple[dict[str, Tensor], dict]:
-    order = ["best", "final", "last"] if weights == "auto" else [weights]
+    order = [rd.BEST, rd.FINAL, rd.LAST] if weights == "auto" else [weights]
     for which in order:
-        if which == "last":
+        if which == rd.LAST:
             state, info = _last_checkpoint_weights(run)
-        elif (run / which).is_dir():
-            state, info = ckpt.read_weights_dir(run / which)
+        elif run.weights(which).is_dir():
+            state, info = ckpt.read_weights_dir(run.weights(which))
         elif weights == "auto":
             continue
         else:
-            raise FileNotFoundError(f"{run / which} does not exist")
+            raise FileNotFoundError(f"{run.weights(which)} does not exist")
+        bad = [k for k, v in state.items()
+               if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+        if bad:
+            raise ValueError(f"{run.root}: the {which} weights are not finite "
+                             f"({', '.join(bad[:5])}); refusing to evaluate or sample them")
         return state, {"weights": which, **info}
-    raise ckpt.CheckpointError(f"{run} holds no weights")
-
-
-def refuse_caller_flow(run_dir: str | Path) -> None:
-    """Raise when ``run_dir`` was trained with ``Trainer(flow=...)``: its config cannot rebuild
-    the flow, so ``seqflow eval``/``sample`` cannot use it."""
-    if (Path(run_dir) / "CALLER_FLOW").is_file():
-        raise ValueError(f"{run_dir} was trained with a caller-built flow (Trainer(..., flow=...)) "
-                         "that its config cannot rebuild; build the same flow and load the run "
-                         "into it with seqflow.train.inference.load_weights")
+    raise ckpt.CheckpointError(f"{run.root} holds no weights")
 
 
 def load_weights(run_dir: str | Path, flow: nn.Module, weights: str = "auto") -> dict:
@@ -67,8 +62,8 @@ def load_weights(run_dir: str | Path, flow: nn.Module, weights: str = "auto") ->
 
     ``weights`` as in :func:`load_run`; returns ``{"weights": which, "step": ..., ...}``.
     """
-    run = Path(run_dir)
-    _check_run_dir(run, weights)
+    run = rd.RunDir(Path(run_dir))
+    run.require()
     state, info = _read_weights(run, weights)
     flow.load_state_dict(state)
     flow.eval()
@@ -78,59 +73,86 @@ def load_weights(run_dir: str | Path, flow: nn.Module, weights: str = "auto") ->
 def load_run(run_dir: str | Path, weights: str = "auto") -> tuple[Flow, Config, dict]:
     """Rebuild the flow of a run and load its weights.
 
-    ``weights``: ``best`` (lowest validation NLL), ``final`` (end of training), ``last`` (newest
-    valid checkpoint) or ``auto`` (the first of those that exists). EMA weights are used
-    whenever the run kept an EMA. Returns ``(flow in eval mode, config, info)``.
+    ``weights``: ``best`` (lowest validation score), ``final`` (end of training), ``last``
+    (newest valid checkpoint) or ``auto`` (the first of those that exists). EMA weights are
+    used whenever the run kept an EMA. Returns ``(flow in eval mode, config, info)``.
     """
-    run = Path(run_dir)
-    _check_run_dir(run, weights)
-    refuse_caller_flow(run)
-    cfg = load_config(run / "config.yaml")
-    state, info = _read_weights(run, weights)
+    run = rd.RunDir(Path(run_dir))
+    run.require()
+    run.refuse_rebuild()
+    cfg = load_config(run.config)
     flow = build_flow(cfg.model)
-    flow.load_state_dict(state)
-    return flow.eval(), cfg, info
+    info = load_weights(run_dir, flow, weights)
+    return flow, cfg, info
 
 
+@torch.no_grad()
 def evaluate_run(run_dir: str | Path, split: str = "test", weights: str = "auto",
-                 batch_size: int = 4096) -> dict:
-    """NLL of ``split`` under the run's flow (nats/sample, nats/dim, bits/dim)."""
-    refuse_caller_flow(run_dir)
-    if (Path(run_dir) / "GIVEN_SPLITS").is_file():
-        raise ValueError(f"{run_dir} was trained on in-memory splits that its config cannot "
-                         "rebuild; evaluate it with seqflow.train.objectives.evaluate_nll")
+                 batch_size: int | None = None) -> dict:
+    """Mean score of ``split`` under the run's task (NLL in nats/sample, nats/dim, bits/dim)."""
+    run = rd.RunDir(Path(run_dir))
+    run.require()
+    run.refuse_rebuild()
+    run.refuse_given_splits()
     flow, cfg, info = load_run(run_dir, weights)
-    splits = build_splits(cfg.data, features=cfg.model.features)
+    splits = build_splits(cfg)
     if split not in splits:
         raise ValueError(f"split must be one of {', '.join(splits)}, got {split!r}")
-    data = splits[split].tensors[0]
-    if len(data) == 0:
+    dataset = splits[split]
+    if len(dataset) == 0:
         raise ValueError(f"the {split} split of {run_dir} is empty")
-    total, count = evaluate_nll(flow, data, batch_size)
-    return {"split": split, "rows": count, "step": info["step"], "weights": info["weights"],
-            **nll_units(total / count, dims=data[0].numel())}
+    task = build_task(flow, cfg).eval()
+    total, count, example = 0.0, 0, None
+    loader = DataLoader(dataset, batch_size=batch_size or cfg.train.eval_batch_size,
+                        collate_fn=collate)
+    for batch in loader:
+        scores = task.evaluate(batch).double()
+        if not bool(torch.isfinite(scores).all()):
+            raise ValueError(f"{run_dir}: non-finite {task.score_name} on the {split} split "
+                             f"(items {batch['index'][~torch.isfinite(scores)].tolist()[:10]})")
+        total += float(scores.sum())
+        count += len(scores)
+        example = example or batch
+    return {"split": split, "items": count, "step": info["step"], "weights": info["weights"],
+            **task.units(total / count, example)}
 
 
 def write_samples(samples: Tensor, path: str | Path) -> None:
-    """Write ``(num, features)`` samples as ``.npy``, ``.csv`` or ``.safetensors``."""
+    """Write samples as ``.npy``, ``.csv`` (vectors only) or ``.safetensors``."""
     path = Path(path)
     array = samples.detach().cpu().numpy()
     if path.suffix == ".npy":
         np.save(path, array)
     elif path.suffix == ".csv":
+        if array.ndim != 2:
+            raise ValueError(f"{path}: .csv holds (num, features) rows; these samples have shape "
+                             f"{array.shape}; use .npy")
         np.savetxt(path, array, delimiter=",", fmt="%.8g")
     elif path.suffix == ".safetensors":
-        ckpt.save_tensors({"samples": samples}, path)
+        ckpt.save_tensors({"samples": samples.contiguous()}, path)
     else:
         raise ValueError(f"{path}: unknown sample format {path.suffix!r}; use .npy, .csv or "
                          ".safetensors")
 
 
 @torch.no_grad()
-def sample_run(run_dir: str | Path, num: int, seed: int = 0, weights: str = "auto") -> Tensor:
-    """Draw ``(num, features)`` samples from the run's flow."""
+def sample_run(run_dir: str | Path, num: int, seed: int = 0, weights: str = "auto",
+               length: int | None = None) -> Tensor:
+    """Draw ``num`` samples from the run's flow: ``(num, features)`` or ``(num, C, length)``."""
     if num <= 0:
         raise ValueError(f"--num must be positive, got {num}")
-    flow, _, _ = load_run(run_dir, weights)
+    flow, cfg, _ = load_run(run_dir, weights)
+    sequence = cfg.model.kind in SEQUENCE_KINDS
+    if sequence and cfg.model.cond_channels:
+        raise ValueError(f"{run_dir} is conditioned on local features (model.cond_channels="
+                         f"{cfg.model.cond_channels}); sample it with a context, e.g. a mel")
+    if sequence and length is None:
+        raise ValueError(f"{run_dir} models sequences: give --length")
+    if not sequence and length is not None:
+        raise ValueError(f"{run_dir} models vectors: --length does not apply")
     torch.manual_seed(seed)
-    return flow.sample(num)
+    samples = flow.sample(num, length=length) if sequence else flow.sample(num)
+    problem = describe_nonfinite(samples)
+    if problem is not None:
+        raise ValueError(f"{run_dir}: the samples have {problem}; refusing to write them")
+    return samples

@@ -1,13 +1,11 @@
-"""A small registry that builds a :class:`~seqflow.distributions.Flow` from a ``ModelConfig``.
+"""The model registry: builds a :class:`~seqflow.distributions.Flow` from a ``ModelConfig``.
 
-Kinds (all on vectors ``(batch, features)``):
-
-* ``maf``: ``layers`` x (:class:`~seqflow.transforms.MAF` with a MADE conditioner, then Reverse).
-* ``realnvp``: ``layers`` affine couplings with alternating parity.
-* ``glow``: ``layers`` x (ActNorm, LU 1x1 InvertibleLinear, affine coupling).
+Vector kinds (``(batch, features)``): ``maf``, ``realnvp``, ``glow``. Sequence kinds
+(``(batch, channels, time)``): ``sequence_maf``, ``sequence_iaf`` and ``waveglow``. Each
+builder reads only the keys its docstring names.
 
 >>> from seqflow.train.config import ModelConfig
->>> flow = build_flow(ModelConfig(kind="realnvp", features=2, layers=2, hidden=8))
+>>> flow = build_flow(ModelConfig(kind="realnvp", features=2, steps=2, hidden_features=8))
 >>> flow.sample(3).shape
 torch.Size([3, 2])
 """
@@ -21,59 +19,100 @@ from torch import nn
 from seqflow.distributions import Flow, StandardNormal
 from seqflow.train.config import ConfigError, ModelConfig
 from seqflow.transforms import (
-    MAF,
     ActNorm,
-    AffineCoupling,
-    Compose,
-    InvertibleLinear,
-    Reverse,
+    SequenceIAF,
+    SequenceMAF,
+    SequenceStack,
     Transform,
+    WaveGlow,
 )
+from seqflow.transforms.stacks import glow_steps, maf_steps, realnvp_steps
 
 
-def _maf(cfg: ModelConfig) -> list[Transform]:
-    layers: list[Transform] = []
-    for i in range(cfg.layers):
-        layers.append(MAF(cfg.features, hidden_features=cfg.hidden,
-                          num_layers=max(cfg.hidden_layers, 1)))
-        if i < cfg.layers - 1:
-            layers.append(Reverse(cfg.features))
-    return layers
+def _vector_features(cfg: ModelConfig, minimum: int = 1) -> int:
+    if cfg.features < minimum:
+        raise ConfigError(f"model.kind={cfg.kind} needs model.features >= {minimum}, got "
+                          f"{cfg.features}")
+    return cfg.features
 
 
-def _coupling(cfg: ModelConfig, parity: int) -> AffineCoupling:
-    if cfg.features < 2:
-        raise ConfigError(f"model.kind={cfg.kind} needs model.features >= 2, got {cfg.features}")
-    return AffineCoupling(cfg.features, parity=parity, hidden_features=cfg.hidden,
-                          num_hidden_layers=cfg.hidden_layers)
+def _maf(cfg: ModelConfig) -> Transform:
+    """features, steps, hidden_features, blocks (MADE hidden layers)."""
+    return maf_steps(_vector_features(cfg), cfg.steps, cfg.hidden_features, max(cfg.blocks, 1))
 
 
-def _realnvp(cfg: ModelConfig) -> list[Transform]:
-    return [_coupling(cfg, i % 2) for i in range(cfg.layers)]
+def _realnvp(cfg: ModelConfig) -> Transform:
+    """features, steps, hidden_features, blocks (coupling MLP hidden layers)."""
+    return realnvp_steps(_vector_features(cfg, 2), cfg.steps, cfg.hidden_features, cfg.blocks)
 
 
-def _glow(cfg: ModelConfig) -> list[Transform]:
-    layers: list[Transform] = []
-    for i in range(cfg.layers):
-        layers += [ActNorm(cfg.features), InvertibleLinear(cfg.features), _coupling(cfg, i % 2)]
-    return layers
+def _glow(cfg: ModelConfig) -> Transform:
+    """features, steps, hidden_features, blocks."""
+    return glow_steps(_vector_features(cfg, 2), cfg.steps, cfg.hidden_features, cfg.blocks)
 
 
-MODEL_KINDS: dict[str, Callable[[ModelConfig], list[Transform]]] = {
+def _sequence(layer: type) -> Callable[[ModelConfig], Transform]:
+    def build(cfg: ModelConfig) -> Transform:
+        """channels, steps, conditioner and its sizes (blocks, residual_channels,
+        skip_channels, kernel_size, cycles | hidden_features, head_features), cond_channels,
+        upsample_factor, num_global_ids, log_scale_bound."""
+        cond = cfg.cond_channels or None
+        if cfg.conditioner == "wavenet":
+            sizes = dict(residual_channels=cfg.residual_channels, skip_channels=cfg.skip_channels,
+                         kernel_size=cfg.kernel_size, cycles=cfg.cycles)
+        else:
+            sizes = dict(hidden_features=cfg.hidden_features, head_features=cfg.head_features)
+        layers = [
+            layer(cfg.channels, conditioner=cfg.conditioner, blocks=max(cfg.blocks, 1),
+                  cond_channels=cond, num_global_ids=cfg.num_global_ids or None,
+                  log_scale_bound=cfg.log_scale_bound, **sizes)
+            for _ in range(cfg.steps)
+        ]
+        try:
+            return SequenceStack(layers, cond_channels=cond,
+                                 upsample_factor=cfg.upsample_factor if cond else 1)
+        except ValueError as err:
+            raise ConfigError(f"model: {err}") from None
+    return build
+
+
+def _waveglow(cfg: ModelConfig) -> Transform:
+    """channels, squeeze_factor, steps, cond_channels, upsample_factor, residual_channels,
+    blocks, kernel_size (odd), log_scale_bound."""
+    return WaveGlow(cfg.channels, cfg.squeeze_factor, cfg.steps, cfg.cond_channels or None,
+                    cfg.upsample_factor if cfg.cond_channels else 1, cfg.residual_channels,
+                    max(cfg.blocks, 1), cfg.kernel_size, cfg.log_scale_bound)
+
+
+MODEL_KINDS: dict[str, Callable[[ModelConfig], Transform]] = {
     "maf": _maf,
     "realnvp": _realnvp,
     "glow": _glow,
+    "sequence_maf": _sequence(SequenceMAF),
+    "sequence_iaf": _sequence(SequenceIAF),
+    "waveglow": _waveglow,
+    "custom": None,  # a caller-built flow (Trainer(cfg, out, flow=...)); never built here
 }
+SEQUENCE_KINDS = ("sequence_maf", "sequence_iaf", "waveglow")
+
+
+def event_size(cfg: ModelConfig) -> int:
+    """Axis-1 size of the data: ``features`` for vector kinds, ``channels`` for sequences."""
+    return cfg.channels if cfg.kind in SEQUENCE_KINDS else cfg.features
 
 
 def build_flow(cfg: ModelConfig) -> Flow:
-    """Build the flow named by ``cfg.kind`` with a standard-normal base of size ``features``."""
+    """Build the flow named by ``cfg.kind`` with a standard-normal base."""
     if cfg.kind == "custom":
         raise ConfigError("model.kind=custom names a flow built by the caller "
                           "(Trainer(cfg, out, flow=...)); it cannot be built from a config")
     if cfg.kind not in MODEL_KINDS:
         raise ConfigError(f"model.kind: {cfg.kind!r} is not one of {', '.join(MODEL_KINDS)}")
-    return Flow(Compose(MODEL_KINDS[cfg.kind](cfg)), StandardNormal(cfg.features))
+    try:
+        transform = MODEL_KINDS[cfg.kind](cfg)
+    except ValueError as err:
+        raise ConfigError(f"model: {err}") from None
+    return Flow(transform, StandardNormal(event_size(cfg)))
 
 
 def has_data_dependent_init(module: nn.Module) -> bool:

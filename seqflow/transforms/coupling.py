@@ -61,7 +61,7 @@ class _Coupling(Transform):
         parity: int = 0,
         context_features: int | None = None,
         hidden_features: int = 64,
-        num_hidden_layers: int = 2,
+        blocks: int = 2,
         split: Literal["alternate", "half"] = "alternate",
         net: nn.Module | None = None,
     ):
@@ -74,7 +74,7 @@ class _Coupling(Transform):
         out = self.params_per_feature * len(transformed)
         if net is None:
             net = _ContextMLP(len(identity) + (context_features or 0), out, hidden_features,
-                              num_hidden_layers)
+                              blocks)
         self.net = net
 
     def _params(self, x: Tensor, context: Tensor | None, direction: str) -> Tensor:
@@ -139,7 +139,7 @@ class AffineCoupling(_Coupling):
         parity: which alternating half is transformed.
         context_features: width of an optional context; a sequence context ``(batch, ctx, time)``
             or a vector context ``(batch, ctx)`` broadcast over time.
-        hidden_features, num_hidden_layers: the default network's size.
+        hidden_features, blocks: the default network's size.
         split: ``"alternate"`` (checkerboard over features) or ``"half"`` (first/second half).
         net: optional module ``net(x_A, context) -> (batch, 2 * |B|[, time])``, shift first.
         log_scale_bound: bound of the log-scale.
@@ -148,10 +148,10 @@ class AffineCoupling(_Coupling):
     params_per_feature = 2
 
     def __init__(self, features: int, parity: int = 0, context_features: int | None = None,
-                 hidden_features: int = 64, num_hidden_layers: int = 2,
+                 hidden_features: int = 64, blocks: int = 2,
                  split: Literal["alternate", "half"] = "alternate", net: nn.Module | None = None,
                  log_scale_bound: float = 5.0):
-        super().__init__(features, parity, context_features, hidden_features, num_hidden_layers,
+        super().__init__(features, parity, context_features, hidden_features, blocks,
                          split, net)
         self.log_scale_bound = log_scale_bound
 

@@ -167,7 +167,8 @@ class WaveGlow(Transform):
 
     def _prepare(self, y: Tensor, context: Context, direction: str) -> tuple[Tensor, Tensor | None]:
         name = f"WaveGlow.{direction}"
-        if not isinstance(y, Tensor) or y.dim() != 3 or y.shape[1] != self.channels or y.shape[-1] % self.squeeze_factor:
+        if (not isinstance(y, Tensor) or y.dim() != 3 or y.shape[1] != self.channels
+                or y.shape[-1] % self.squeeze_factor):
             raise ValueError(
                 f"{name}: expected (batch, {self.channels}, time) with time divisible by "
                 f"{self.squeeze_factor}, got {tuple(y.shape) if isinstance(y, Tensor) else y}"

@@ -1,0 +1,135 @@
+"""The run directory: its layout, its markers, and whether a config may resume it.
+
+Only rank 0 writes, except accelerate's per-rank RNG files::
+
+    RUN/config.yaml                   resolved config
+    RUN/checkpoints/step_NNNNNNNN/    accelerate state (model.safetensors, optimizer, scheduler,
+                                      RNG) + ema.safetensors + trainer_state.json + MANIFEST.json
+    RUN/best/, RUN/final/             weights.safetensors (EMA weights if enabled) + info.json
+    RUN/train_log.jsonl, RUN/tensorboard/
+    RUN/GIVEN_SPLITS, RUN/CALLER_FLOW markers: trained on in-memory splits / a caller-built flow,
+                                      which ``seqflow eval``/``sample`` cannot rebuild
+
+The engine (:mod:`seqflow.train.engine`) and inference (:mod:`seqflow.train.inference`) both
+read these names from here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from seqflow.train.config import Config, config_to_dict, load_config
+
+CONFIG_FILE = "config.yaml"
+LOG_FILE = "train_log.jsonl"
+STATE_FILE = "trainer_state.json"
+EMA_FILE = "ema.safetensors"
+MODEL_FILE = "model.safetensors"
+CHECKPOINTS = "checkpoints"
+TENSORBOARD = "tensorboard"
+BEST, FINAL, LAST = "best", "final", "last"
+GIVEN_SPLITS = "GIVEN_SPLITS"
+CALLER_FLOW = "CALLER_FLOW"
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths of one run directory (see the module docstring)."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / CONFIG_FILE
+
+    @property
+    def log(self) -> Path:
+        return self.root / LOG_FILE
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / CHECKPOINTS
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / TENSORBOARD
+
+    def weights(self, which: str) -> Path:
+        """``best`` or ``final`` weights directory."""
+        return self.root / which
+
+    @property
+    def given_splits(self) -> Path:
+        return self.root / GIVEN_SPLITS
+
+    @property
+    def caller_flow(self) -> Path:
+        return self.root / CALLER_FLOW
+
+    def require(self) -> None:
+        """Raise when this is not a run directory written by ``seqflow train``."""
+        if not self.config.is_file():
+            raise FileNotFoundError(f"{self.root} is not a seqflow run directory (no "
+                                    f"{CONFIG_FILE})")
+
+    def refuse_rebuild(self) -> None:
+        """Raise when the config alone cannot rebuild this run's flow or data."""
+        if self.caller_flow.is_file():
+            raise ValueError(f"{self.root} was trained with a caller-built flow "
+                             "(Trainer(..., flow=...)) that its config cannot rebuild; build "
+                             "the same flow and load the run into it with "
+                             "seqflow.train.inference.load_weights")
+
+    def refuse_given_splits(self) -> None:
+        if self.given_splits.is_file():
+            raise ValueError(f"{self.root} was trained on in-memory splits that its config "
+                             "cannot rebuild; evaluate it on your data with "
+                             "seqflow.train.inference.load_weights and the flow's log_prob")
+
+
+def check_resume_compatible(run: RunDir, cfg: Config) -> None:
+    """Refuse to resume a run whose model or data differ from ``cfg``."""
+    if not run.config.is_file():
+        return
+    previous = config_to_dict(load_config(run.config))
+    current = config_to_dict(cfg)
+    changed = [f"{s}.{k}" for s in ("model", "data") for k in current[s]
+               if previous[s].get(k) != current[s][k]]
+    if changed:
+        raise ValueError(
+            f"{run.root} holds a run with different {', '.join(changed)}; "
+            "resume with the same model and data config or choose another --out"
+        )
+
+
+def flow_signature(flow: nn.Module) -> dict:
+    """Class, parameter count and a hash of every state-dict key, shape and dtype of ``flow``.
+
+    Two flows with the same signature can load each other's checkpoints; resuming a run with a
+    caller-built flow of another architecture is refused on a signature mismatch.
+    """
+    digest = hashlib.sha256()
+    for key, value in flow.state_dict().items():
+        digest.update(f"{key}:{tuple(value.shape)}:{value.dtype};".encode())
+    return {"class": type(flow).__name__,
+            "parameters": sum(p.numel() for p in flow.parameters()),
+            "signature": digest.hexdigest()}
+
+
+def check_same_caller_flow(run: RunDir, flow: nn.Module) -> None:
+    """Refuse to resume a caller-built flow's run with a flow of another architecture."""
+    previous = json.loads(run.caller_flow.read_text()) if run.caller_flow.is_file() else None
+    current = flow_signature(flow)
+    if previous != current:
+        was = "an unrecorded flow" if previous is None else (
+            f"{previous['class']} with {previous['parameters']} parameters")
+        raise ValueError(
+            f"{run.root} holds a run of {was}; the given flow is {current['class']} with "
+            f"{current['parameters']} parameters and another architecture: resume with the "
+            "same flow or choose another out_dir"
+        )
