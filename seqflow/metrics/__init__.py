@@ -1,0 +1,51 @@
+"""Evaluation metrics: waveform quality (``audio``) and probabilistic forecasts (``forecast``).
+
+This package depends on torch, torchaudio, numpy and librosa only; it does not import the
+model side of seqflow (transforms, distributions, training).
+"""
+
+from seqflow.metrics.audio import (
+    F0Metrics,
+    STFTLossTerms,
+    f0_metrics,
+    log_spectral_distance,
+    mel_cepstra,
+    mel_cepstral_distortion,
+    multi_resolution_stft_loss,
+    multi_resolution_stft_terms,
+    power_spectrogram,
+)
+from seqflow.metrics.forecast import (
+    ForecastMetrics,
+    crps,
+    crps_sum,
+    energy_score,
+    forecast_metrics,
+    interval_coverage,
+    mean_crps,
+    normalized_crps,
+    seasonal_mase,
+    seasonal_scale,
+)
+
+__all__ = [
+    "F0Metrics",
+    "ForecastMetrics",
+    "STFTLossTerms",
+    "crps",
+    "crps_sum",
+    "energy_score",
+    "f0_metrics",
+    "forecast_metrics",
+    "interval_coverage",
+    "log_spectral_distance",
+    "mean_crps",
+    "mel_cepstra",
+    "mel_cepstral_distortion",
+    "multi_resolution_stft_loss",
+    "multi_resolution_stft_terms",
+    "normalized_crps",
+    "power_spectrogram",
+    "seasonal_mase",
+    "seasonal_scale",
+]
