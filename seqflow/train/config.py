@@ -10,14 +10,21 @@ default, so a YAML file only lists what it changes. Overrides use dotted keys wi
 Traceback (most recent call last):
 ...
 seqflow.train.config.ConfigError: unknown key 'train.max_step'; valid keys in 'train': ...
+
+YAML syntax errors and duplicate keys are reported as ``file:line:column: message``; numbers must
+be finite. On resume, :func:`diff_configs` and :func:`record_config_change` keep a record of
+changed hyper-parameters next to the run's ``config.yaml``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import os
 import typing
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +201,8 @@ def _coerce(key: str, value: Any, expected: Any) -> Any:
         raise ConfigError(
             f"{key}: expected {expected.__name__}, got {type(value).__name__} {value!r}"
         )
+    if expected is float and not math.isfinite(value):
+        raise ConfigError(f"{key}: must be a finite number, got {value!r}")
     if key in CHOICES and value not in CHOICES[key]:
         raise ConfigError(f"{key}: {value!r} is not one of {', '.join(CHOICES[key])}")
     if key in POSITIVE and value <= 0:
@@ -250,32 +259,111 @@ def _check_registered(cfg: Config) -> None:
             raise ConfigError(f"{key}: {value!r} is not one of {', '.join(registry)}")
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key repeated in one mapping.
+
+    YAML 1.2 requires mapping keys to be unique; PyYAML would silently keep the last value.
+    Keys brought in by a merge (``<<: *anchor``) may still be overridden explicitly.
+    """
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict:
+        if isinstance(node, yaml.MappingNode):
+            first_seen: dict[Any, yaml.Mark] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    first = first_seen.setdefault(key, key_node.start_mark)
+                except TypeError:
+                    continue  # an unhashable key: the base class reports it
+                if first is not key_node.start_mark:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first at line {first.line + 1})",
+                        key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _yaml_error(path: Path, text: str, err: yaml.YAMLError) -> ConfigError:
+    """``file:line:column: <file> is not valid YAML: problem`` (1-based, as editors count)."""
+    mark = getattr(err, "problem_mark", None)
+    if isinstance(err, yaml.MarkedYAMLError) and mark is not None:
+        problem = err.problem or "syntax error"
+        if err.context:
+            where = f" at line {err.context_mark.line + 1}" if err.context_mark else ""
+            problem += f" ({err.context}{where})"
+        line, column = mark.line + 1, mark.column + 1
+    elif isinstance(err, yaml.reader.ReaderError):
+        problem = str(err).splitlines()[0]
+        line = text.count("\n", 0, err.position) + 1
+        column = err.position - (text.rfind("\n", 0, err.position) + 1) + 1
+    else:
+        return ConfigError(f"{path}: {path.name} is not valid YAML: {_one_line(str(err))}")
+    return ConfigError(f"{path}:{line}:{column}: {path.name} is not valid YAML: "
+                       f"{_one_line(problem)}")
+
+
+def _decode_error(path: Path, data: bytes, err: UnicodeDecodeError) -> ConfigError:
+    line = data.count(b"\n", 0, err.start) + 1
+    column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+    return ConfigError(f"{path}:{line}:{column}: {path.name} is not valid YAML: not UTF-8 text "
+                       f"({err.reason})")
+
+
+def _parse_override(item: str) -> tuple[str, str, Any]:
+    """``"train.lr=3e-4"`` -> ``("train", "lr", 0.0003)`` (the value is parsed as YAML)."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} must look like section.key=value")
+    key, text = item.split("=", 1)
+    parts = key.strip().split(".")
+    if len(parts) != 2:
+        raise ConfigError(
+            f"override key {key!r} must be dotted 'section.key'; valid keys: "
+            f"{', '.join(valid_keys())}"
+        )
+    try:
+        value = yaml.load(text, Loader=UniqueKeyLoader) if text.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(
+            f"override {item!r}: value is not valid YAML ({_one_line(str(err))})") from None
+    return parts[0], parts[1], value
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``section.key=value`` strings (values parsed as YAML) to a nested dict copy."""
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
     for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like section.key=value")
-        key, text = item.split("=", 1)
-        parts = key.strip().split(".")
-        if len(parts) != 2:
-            raise ConfigError(
-                f"override key {key!r} must be dotted 'section.key'; valid keys: "
-                f"{', '.join(valid_keys())}"
-            )
-        try:
-            value = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError as err:
-            raise ConfigError(f"override {item!r}: value is not valid YAML ({err})") from None
-        section = out.setdefault(parts[0], {})
+        name, key, value = _parse_override(item)
+        section = out.setdefault(name, {})
         if not isinstance(section, dict):
-            raise ConfigError(f"section '{parts[0]}' must be a mapping")
-        section[parts[1]] = value
+            raise ConfigError(f"section '{name}' must be a mapping")
+        section[key] = value
     return out
+
+
+def _check_override_values(overrides: list[str]) -> None:
+    """Validate each override of a known key on its own, so that its error names it."""
+    hints = typing.get_type_hints(Config)
+    sections = {f.name: hints[f.name] for f in dataclasses.fields(Config)}
+    for item in overrides:
+        name, key, value = _parse_override(item)
+        if name not in sections:
+            continue  # reported with the list of valid sections by config_from_dict
+        fields = typing.get_type_hints(sections[name])
+        if key in fields:
+            try:
+                _coerce(f"{name}.{key}", value, fields[key])
+            except ConfigError as err:
+                raise ConfigError(f"override {item!r}: {err}") from None
 
 
 def config_from_dict(raw: dict[str, Any] | None, overrides: list[str] | None = None) -> Config:
     """Validate a nested dict (plus overrides) into a :class:`Config`."""
+    _check_override_values(overrides or [])
     raw = apply_overrides(raw or {}, overrides or [])
     hints = typing.get_type_hints(Config)
     sections = [f.name for f in dataclasses.fields(Config)]
@@ -296,11 +384,15 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
+    data = path.read_bytes()
     try:
-        raw = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ConfigError(f"{path} is not valid YAML: {first}") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise _decode_error(path, data, err) from None
+    try:
+        raw = yaml.load(text, Loader=UniqueKeyLoader)
+    except yaml.YAMLError as err:
+        raise _yaml_error(path, text, err) from None
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError(
             f"{path}: a config must be a YAML mapping of sections, got {type(raw).__name__}"
@@ -326,3 +418,70 @@ def save_config(cfg: Config, path: str | Path) -> None:
 def flat_config(cfg: Config) -> dict[str, Any]:
     """``{"train.lr": 0.001, ...}``, e.g. for tracker hyper-parameters."""
     return {f"{s}.{k}": v for s, sec in config_to_dict(cfg).items() for k, v in sec.items()}
+
+
+def _leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"lr": 0.1}}`` -> ``{"train.lr": 0.1}`` (empty mappings have no leaves)."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Equal values of the same kind; ``5`` and ``5.0`` are the same number, ``True`` is not 1."""
+    def is_number(x: Any) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+    if is_number(a) and is_number(b):
+        return a == b
+    return type(a) is type(b) and a == b
+
+
+def diff_configs(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Sorted dotted keys (``"train.lr"``) whose value differs, or that only one side has.
+
+    ``old`` and ``new`` are nested dicts such as :func:`config_to_dict` returns.
+    """
+    before, after = _leaves(old), _leaves(new)
+    return sorted(key for key in before.keys() | after.keys()
+                  if key not in before or key not in after
+                  or not _same_value(before[key], after[key]))
+
+
+def record_config_change(run_dir: str | Path, old: dict[str, Any], new: dict[str, Any],
+                         step: int) -> list[str]:
+    """Record the hyper-parameters changed when resuming ``run_dir`` at optimizer step ``step``.
+
+    Appends one JSON line ``{"step", "time", "changed": {key: {"old", "new"}},
+    "previous_config"}`` to ``run_dir/config_changes.jsonl`` and keeps ``old`` as
+    ``run_dir/config.step_<step>.yaml`` (the first one written for that step is kept: it is the
+    config that trained up to ``step``). Nothing is written when nothing changed. Returns the
+    changed keys (see :func:`diff_configs`). Deciding which changes to refuse is the caller's.
+    """
+    changed = diff_configs(old, new)
+    if not changed:
+        return []
+    run_dir = Path(run_dir)
+    kept = run_dir / f"config.step_{step}.yaml"
+    if not kept.exists():
+        tmp = kept.with_name(f".{kept.name}.tmp")
+        tmp.write_text(yaml.safe_dump(old, sort_keys=False))
+        os.replace(tmp, kept)
+    before, after = _leaves(old), _leaves(new)
+    entry = {
+        "step": step,
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "changed": {key: {**({"old": before[key]} if key in before else {}),
+                          **({"new": after[key]} if key in after else {})}
+                    for key in changed},
+        "previous_config": kept.name,
+    }
+    with (run_dir / "config_changes.jsonl").open("a") as handle:
+        handle.write(json.dumps(entry, sort_keys=True) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    return changed
