@@ -39,7 +39,14 @@ from seqflow.checks import describe_nonfinite
 from seqflow.train import checkpoints as ckpt
 from seqflow.train import run_dir as rd
 from seqflow.train.batches import Batch, DeterministicBatches, collate, shard_range, to_device
-from seqflow.train.config import Config, flat_config, save_config
+from seqflow.train.config import (
+    Config,
+    config_to_dict,
+    flat_config,
+    load_config,
+    record_config_change,
+    save_config,
+)
 from seqflow.train.datasets import build_splits, check_splits, describe_source
 from seqflow.train.ema import EMA
 from seqflow.train.models import build_flow, event_size, has_data_dependent_init
@@ -279,6 +286,14 @@ class Trainer:
             rd.check_resume_compatible(run, self.cfg)
             if self._caller_flow is not None:
                 rd.check_same_caller_flow(run, self._caller_flow)
+            if self.main and run.config.is_file():
+                changed = record_config_change(
+                    self.out, config_to_dict(load_config(run.config)), config_to_dict(self.cfg),
+                    step=ckpt.step_of(resume_dir))
+                if changed:
+                    warnings.warn(f"resuming at {resume_dir.name} with changed "
+                                  f"{', '.join(changed)}; recorded in config_changes.jsonl",
+                                  stacklevel=2)
         elif self.main and ckpt.step_dirs(self.ckpt_root):
             warnings.warn(f"no usable checkpoint in {self.ckpt_root}; starting from step 0",
                           stacklevel=2)

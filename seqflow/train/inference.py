@@ -24,7 +24,7 @@ WEIGHTS = ("auto", rd.BEST, rd.FINAL, rd.LAST)
 
 
 def _last_checkpoint_weights(run: rd.RunDir) -> tuple[dict[str, Tensor], dict]:
-    directory = ckpt.find_resumable(run.checkpoints)
+    directory = ckpt.find_resumable(run.checkpoints, set_aside=False)  # read-only
     if directory is None:
         raise ckpt.CheckpointError(f"{run.root} holds no usable checkpoint")
     state = json.loads((directory / rd.STATE_FILE).read_text())

@@ -90,7 +90,7 @@ def test_pruning_counts_only_validated_checkpoints(tmp_path):
 
 
 TINY = {
-    "model": {"kind": "realnvp", "layers": 2, "hidden": 16},
+    "model": {"kind": "realnvp", "steps": 2, "hidden_features": 16},
     "data": {"num_samples": 640, "val_fraction": 0.1, "test_fraction": 0.1},
     "train": {"max_steps": 30, "batch_size": 32, "lr": 3e-3, "checkpoint_every": 10,
               "keep_checkpoints": 2, "eval_every": 10, "log_every": 5, "log_with": "none",
