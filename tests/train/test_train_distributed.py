@@ -15,7 +15,7 @@ from train_cases import max_weight_diff, tiny_config, tiny_raw, write_config
 
 from seqflow.train.engine import train
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _free_port() -> int:

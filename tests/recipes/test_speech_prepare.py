@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy.signal import lfilter
 
-PREPARE = Path(__file__).resolve().parents[1] / "recipes" / "speech" / "prepare.py"
+PREPARE = Path(__file__).resolve().parents[2] / "recipes" / "speech" / "prepare.py"
 SR = 16000
 
 

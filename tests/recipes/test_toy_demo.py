@@ -9,7 +9,7 @@ import pytest
 
 from seqflow.data import sample_toy
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load_demo():

@@ -22,7 +22,7 @@ from seqflow.train.inference import evaluate_run, load_run
 from seqflow.train.models import build_flow
 from seqflow.train.objectives import LikelihoodTask, TaskOutput
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _log_steps(run: Path) -> list[dict]:

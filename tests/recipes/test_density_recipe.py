@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "density"
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "density"
 
 
 def load(name: str):
