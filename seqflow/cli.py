@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output file: .npy, .csv or .safetensors")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weights", default="auto", choices=["auto", "best", "final", "last"])
+    p.add_argument("--chunk", type=int, default=4096,
+                   help="samples drawn per batch; memory is bounded by one chunk (default 4096)")
 
     p = sub.add_parser("bench", help="run tools/bench.py (arguments are passed through)")
     p.add_argument("args", nargs=argparse.REMAINDER)
@@ -84,11 +86,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    from seqflow.train.inference import sample_run, write_samples
+    from seqflow.train.inference import sample_chunks, write_sample_chunks
 
-    samples = sample_run(args.run, args.num, args.seed, args.weights, args.length)
-    write_samples(samples, args.out)
-    print(f"seqflow sample: wrote {tuple(samples.shape)} samples to {args.out}")
+    chunks = sample_chunks(args.run, args.num, args.seed, args.weights, args.length, args.chunk)
+    shape = write_sample_chunks(chunks, args.num, args.out)
+    print(f"seqflow sample: wrote {shape} samples to {args.out}")
     return 0
 
 

@@ -117,7 +117,11 @@ def lock_run_dir(run_dir: Path) -> IO:
 
 def write_json_atomic(obj: Any, path: Path) -> None:
     """Write JSON to ``path`` through a temporary file and ``os.replace``."""
-    _write_bytes_atomic(json.dumps(obj, indent=2, sort_keys=True).encode(), path)
+    try:
+        text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False)
+    except ValueError as err:  # NaN/Inf would make a file that strict JSON readers reject
+        raise ValueError(f"{path}: refusing to write non-finite numbers as JSON ({err})") from None
+    _write_bytes_atomic(text.encode(), path)
 
 
 def save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:

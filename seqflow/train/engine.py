@@ -299,6 +299,8 @@ class Trainer:
                           stacklevel=2)
         if self.main:
             save_config(self.cfg, run.config)
+            if self._given_splits is None and resume_dir is None:
+                rd.record_data_source(run, self.cfg)
             if self._given_splits is not None:  # seqflow eval cannot rebuild these splits
                 run.given_splits.write_text("trained on in-memory splits\n")
             if self._caller_flow is not None:  # nor a flow built outside the config
@@ -378,7 +380,12 @@ class Trainer:
         if self.main:
             shutil.rmtree(tmp, ignore_errors=True)
         acc.wait_for_everyone()
-        acc.save_state(str(tmp))
+        try:
+            with ckpt.reporting_disk_full(tmp):
+                acc.save_state(str(tmp))
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)  # the last good checkpoint stays as it is
+            raise
         # accelerate's own RNG file is a pickle whose load failure it only logs; ours is not.
         ckpt.save_rng(tmp, acc.process_index)
         acc.wait_for_everyone()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -95,7 +96,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", weights: str = "auto"
     run.refuse_rebuild()
     run.refuse_given_splits()
     flow, cfg, info = load_run(run_dir, weights)
-    splits = build_splits(cfg)
+    splits = build_splits(rd.resolve_data_path(run, cfg))
     if split not in splits:
         raise ValueError(f"split must be one of {', '.join(splits)}, got {split!r}")
     dataset = splits[split]
@@ -139,8 +140,21 @@ def write_samples(samples: Tensor, path: str | Path) -> None:
 def sample_run(run_dir: str | Path, num: int, seed: int = 0, weights: str = "auto",
                length: int | None = None) -> Tensor:
     """Draw ``num`` samples from the run's flow: ``(num, features)`` or ``(num, C, length)``."""
+    chunks = list(sample_chunks(run_dir, num, seed, weights, length, chunk=num))
+    return chunks[0]
+
+
+@torch.no_grad()
+def sample_chunks(run_dir: str | Path, num: int, seed: int = 0, weights: str = "auto",
+                  length: int | None = None, chunk: int = 4096) -> Iterator[Tensor]:
+    """Yield ``num`` samples in chunks of at most ``chunk`` (memory bounded by the chunk).
+
+    The draws depend only on ``seed`` and ``chunk``; every chunk is checked finite.
+    """
     if num <= 0:
         raise ValueError(f"--num must be positive, got {num}")
+    if chunk <= 0:
+        raise ValueError(f"chunk must be positive, got {chunk}")
     flow, cfg, _ = load_run(run_dir, weights)
     sequence = cfg.model.kind in SEQUENCE_KINDS
     if sequence and cfg.model.cond_channels:
@@ -151,8 +165,60 @@ def sample_run(run_dir: str | Path, num: int, seed: int = 0, weights: str = "aut
     if not sequence and length is not None:
         raise ValueError(f"{run_dir} models vectors: --length does not apply")
     torch.manual_seed(seed)
-    samples = flow.sample(num, length=length) if sequence else flow.sample(num)
-    problem = describe_nonfinite(samples)
-    if problem is not None:
-        raise ValueError(f"{run_dir}: the samples have {problem}; refusing to write them")
-    return samples
+    done = 0
+    while done < num:
+        n = min(chunk, num - done)
+        samples = flow.sample(n, length=length) if sequence else flow.sample(n)
+        problem = describe_nonfinite(samples)
+        if problem is not None:
+            raise ValueError(f"{run_dir}: samples {done}..{done + n - 1} have {problem}; "
+                             "refusing to write them")
+        done += n
+        yield samples
+
+
+def write_sample_chunks(chunks: Iterable[Tensor], num: int, path: str | Path) -> tuple:
+    """Stream sample chunks into ``.npy`` (memory-mapped) or ``.csv``; returns the shape.
+
+    ``.safetensors`` holds one tensor, so its chunks are gathered in memory first.
+    """
+    path = Path(path)
+    if path.suffix not in (".npy", ".csv", ".safetensors"):
+        raise ValueError(f"{path}: unknown sample format {path.suffix!r}; use .npy, .csv or "
+                         ".safetensors")
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    start, shape = 0, None
+    try:
+        if path.suffix == ".safetensors":
+            gathered = torch.cat(list(chunks))
+            write_samples(gathered, tmp)
+            shape = tuple(gathered.shape)
+        else:
+            out = None
+            for block in chunks:
+                array = block.cpu().numpy()
+                if out is None:
+                    shape = (num, *array.shape[1:])
+                    if path.suffix == ".npy":
+                        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=array.dtype,
+                                                        shape=shape)
+                    else:
+                        if array.ndim != 2:
+                            raise ValueError(f"{path}: .csv holds (num, features) rows; these "
+                                             f"samples have shape {shape}; use .npy")
+                        out = tmp.open("w")
+                if path.suffix == ".npy":
+                    out[start:start + len(array)] = array
+                else:
+                    np.savetxt(out, array, delimiter=",", fmt="%.8g")
+                start += len(array)
+            if path.suffix == ".npy":
+                out.flush()
+                del out
+            else:
+                out.close()
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return shape

@@ -9,6 +9,7 @@ Only rank 0 writes, except accelerate's per-rank RNG files::
     RUN/train_log.jsonl, RUN/tensorboard/
     RUN/GIVEN_SPLITS, RUN/CALLER_FLOW markers: trained on in-memory splits / a caller-built flow,
                                       which ``seqflow eval``/``sample`` cannot rebuild
+    RUN/data_source.json              resolved path, size and sha256 of a file data source
 
 The engine (:mod:`seqflow.train.engine`) and inference (:mod:`seqflow.train.inference`) both
 read these names from here.
@@ -16,6 +17,7 @@ read these names from here.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -35,6 +37,7 @@ TENSORBOARD = "tensorboard"
 BEST, FINAL, LAST = "best", "final", "last"
 GIVEN_SPLITS = "GIVEN_SPLITS"
 CALLER_FLOW = "CALLER_FLOW"
+DATA_SOURCE = "data_source.json"
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,10 @@ class RunDir:
     @property
     def caller_flow(self) -> Path:
         return self.root / CALLER_FLOW
+
+    @property
+    def data_source(self) -> Path:
+        return self.root / DATA_SOURCE
 
     def require(self) -> None:
         """Raise when this is not a run directory written by ``seqflow train``."""
@@ -133,3 +140,39 @@ def check_same_caller_flow(run: RunDir, flow: nn.Module) -> None:
             f"{current['parameters']} parameters and another architecture: resume with the "
             "same flow or choose another out_dir"
         )
+
+
+def _file_identity(path: Path) -> dict:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"path": str(path.resolve()), "size": path.stat().st_size,
+            "sha256": digest.hexdigest()}
+
+
+def record_data_source(run: RunDir, cfg: Config) -> None:
+    """Record the resolved path and content hash of a file data source (``csv``/``npy``), so
+    that evaluation rebuilds the same split from the same file, from any directory."""
+    if cfg.data.source not in ("csv", "npy") or not cfg.data.path:
+        return
+    path = Path(cfg.data.path)
+    if path.is_file():
+        run.data_source.write_text(json.dumps(_file_identity(path), indent=2) + "\n")
+
+
+def resolve_data_path(run: RunDir, cfg: Config) -> Config:
+    """``cfg`` with ``data.path`` replaced by the recorded absolute path, after checking the
+    file still has the content the run was trained on (else a one-line error)."""
+    if not run.data_source.is_file():
+        return cfg
+    recorded = json.loads(run.data_source.read_text())
+    path = Path(recorded["path"])
+    if not path.is_file():
+        raise FileNotFoundError(f"{run.root} was trained on {path}, which no longer exists")
+    current = _file_identity(path)
+    if current["sha256"] != recorded["sha256"]:
+        raise ValueError(f"{path} changed since {run.root} was trained on it (sha256 "
+                         f"{recorded['sha256'][:12]} then, {current['sha256'][:12]} now): its "
+                         "test split would differ and could contain training rows")
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=str(path)))

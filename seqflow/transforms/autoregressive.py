@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqflow.checks import check_context, check_input
+from seqflow.checks import check_context, check_input, describe_nonfinite
 from seqflow.nn.context import Context
 from seqflow.transforms.base import Transform, sum_except_batch
 from seqflow.transforms.elementwise import soft_clamp
@@ -193,6 +193,9 @@ def sequential(
                 f"inputs {tuple(inputs.shape)}, got {tuple(history.shape)}"
             )
         first.validate(history, None, "sequential history")
+        problem = describe_nonfinite(history)
+        if problem is not None:
+            raise ValueError(f"sequential: history has {problem}")
     generate = first.conditioner_side == "data"
     order = list(reversed(layers)) if generate else list(layers)
     u_all = inputs.unsqueeze(-1) if vector else inputs

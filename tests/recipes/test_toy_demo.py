@@ -20,7 +20,8 @@ def _load_demo():
 
 
 def test_demo_runs_and_writes_png(tmp_path, capsys):
-    _load_demo().main(["--steps", "30", "--blocks", "2", "--batch-size", "64", "--out", str(tmp_path)])
+    _load_demo().main(["--steps", "30", "--blocks", "2", "--batch-size", "64",
+                       "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert "test NLL" in out
     png = tmp_path / "density.png"

@@ -9,8 +9,7 @@ import torch
 from train_cases import max_weight_diff, tiny_config
 
 from seqflow import cli
-from seqflow.distributions import Flow, StandardNormal
-from seqflow.distributions import MADEMoG
+from seqflow.distributions import Flow, MADEMoG, StandardNormal
 from seqflow.train.config import ConfigError
 from seqflow.train.datasets import build_splits
 from seqflow.train.engine import train

@@ -6,8 +6,7 @@ import pytest
 import torch
 from torch.autograd.functional import jacobian
 
-from seqflow.distributions import Flow, StandardNormal
-from seqflow.distributions import MADEMoG
+from seqflow.distributions import Flow, MADEMoG, StandardNormal
 from seqflow.transforms import Compose
 from seqflow.transforms.maf import IAF, MAF
 
