@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -300,8 +301,8 @@ def deepar(
     first origin; forecasts from each origin condition on the steps before it.
     """
     try:
-        import lightning
         import pandas as pd
+        import torch
         from gluonts.dataset.common import ListDataset
         from gluonts.torch.model.deepar import DeepAREstimator
     except ImportError:
@@ -318,14 +319,16 @@ def deepar(
                 for d in range(series.num_variables)]  # fmt: skip
         return ListDataset(rows, freq=freq)
 
-    lightning.seed_everything(seed, verbose=False)
-    estimator = DeepAREstimator(
-        freq=freq, prediction_length=horizon, context_length=context or 2 * horizon,
-        num_parallel_samples=num_samples,
-        trainer_kwargs={"max_epochs": epochs, "enable_progress_bar": False, "logger": False,
-                        "enable_checkpointing": False},
-    )  # fmt: skip
-    predictor = estimator.train(dataset(int(origins.min())))
+    torch.manual_seed(seed)
+    np.random.seed(seed)  # GluonTS's instance samplers draw from numpy's global generator
+    with tempfile.TemporaryDirectory() as checkpoints:  # GluonTS keeps its best checkpoint here
+        estimator = DeepAREstimator(
+            freq=freq, prediction_length=horizon, context_length=context or 2 * horizon,
+            num_parallel_samples=num_samples,
+            trainer_kwargs={"max_epochs": epochs, "enable_progress_bar": False, "logger": False,
+                            "default_root_dir": checkpoints},
+        )  # fmt: skip
+        predictor = estimator.train(dataset(int(origins.min())))
     out = np.empty((len(origins), num_samples, horizon, series.num_variables))
     for k, origin in enumerate(origins):
         for d, forecast in enumerate(predictor.predict(dataset(int(origin)))):
