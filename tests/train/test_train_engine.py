@@ -188,8 +188,14 @@ def test_resume_drops_log_lines_cut_short_or_after_the_checkpoint(tmp_path):
 def test_extending_a_finished_run_resumes_it(tmp_path):
     run = tmp_path / "run"
     train(tiny_config(max_steps=10, lr_schedule="constant"), run)
-    result = train(tiny_config(max_steps=20, lr_schedule="constant"), run)
+    with pytest.warns(UserWarning, match="changed train.max_steps"):
+        result = train(tiny_config(max_steps=20, lr_schedule="constant"), run)
     assert result.resumed_from.name == "step_00000010" and result.step == 20
+    # The changed hyper-parameter is recorded, and the config that trained steps 1-10 is kept.
+    record = json.loads((run / "config_changes.jsonl").read_text().splitlines()[0])
+    assert record["step"] == 10 and record["changed"]["train.max_steps"] == {"old": 10,
+                                                                              "new": 20}
+    assert "max_steps: 10" in (run / "config.step_10.yaml").read_text()
 
 
 def test_training_on_given_tensor_splits(tmp_path):
