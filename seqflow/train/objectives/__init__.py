@@ -1,5 +1,5 @@
 """Training tasks: what the engine optimizes (likelihood; ELBO and IWAE of latent-variable
-models; distillation builds on them)."""
+models; reverse KL to unnormalized targets; distillation builds on them)."""
 
 from seqflow.train.objectives.base import Task, TaskOutput, nll_units
 from seqflow.train.objectives.elbo import (
@@ -12,6 +12,12 @@ from seqflow.train.objectives.elbo import (
     variational_bounds,
 )
 from seqflow.train.objectives.likelihood import LikelihoodTask, log_prob_of
+from seqflow.train.objectives.reverse_kl import (
+    ReverseKLTask,
+    SampleSlots,
+    log_normalizer_on_grid,
+    reverse_kl,
+)
 
 __all__ = [
     "BoundTerms",
@@ -19,11 +25,15 @@ __all__ = [
     "IWAETask",
     "LatentVariableModel",
     "LikelihoodTask",
+    "ReverseKLTask",
+    "SampleSlots",
     "Task",
     "TaskOutput",
     "annealed_beta",
     "bound_terms",
+    "log_normalizer_on_grid",
     "log_prob_of",
     "nll_units",
+    "reverse_kl",
     "variational_bounds",
 ]
