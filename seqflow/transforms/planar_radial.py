@@ -69,7 +69,7 @@ class _Amortized(Transform):
         if context.dim() != 2:
             raise ValueError(f"{name}: expected a context of shape (batch, "
                              f"{self.context_features}), got {tuple(context.shape)}")
-        return free + self.hyper(context)
+        return F.linear(context, self.hyper.weight, free)
 
 
 class Planar(_Amortized):
@@ -124,7 +124,7 @@ class Planar(_Amortized):
         # 1 + w.u_hat exactly, without cancellation: s where |w|^2 >> _EPS, tending to
         # 1 + w.u (a translation, slope 1) as w -> 0, where the paper's u_hat diverges.
         keep = _EPS / (ww + _EPS)
-        return w, u_hat, b, (1 - keep) * s + keep * (1 + wu)
+        return w, u_hat, b, s + keep * (1 + wu - s)
 
     def u_hat(self, context: Tensor | None = None) -> Tensor:
         """The constrained vector ``u_hat``: ``(features,)``, or ``(batch, features)``."""
