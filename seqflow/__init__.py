@@ -1,6 +1,7 @@
 """seqflow: autoregressive normalizing flows for audio and other sequences."""
 
 from seqflow.distributions import (
+    ConditionalDiagonalNormal,
     DiagonalNormal,
     Distribution,
     Flow,
@@ -15,6 +16,7 @@ from seqflow.transforms import __all__ as _transforms_all
 __version__ = "0.1.0"
 
 __all__ = [
+    "ConditionalDiagonalNormal",
     "DiagonalNormal",
     "Distribution",
     "Flow",

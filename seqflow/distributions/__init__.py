@@ -1,4 +1,5 @@
-"""Distributions: base (noise) distributions, :class:`Flow`, and the MADE mixture of Gaussians."""
+"""Distributions: base (noise) distributions, context-dependent posteriors, :class:`Flow`,
+and the MADE mixture of Gaussians."""
 
 from seqflow.distributions.base import (
     DiagonalNormal,
@@ -6,10 +7,12 @@ from seqflow.distributions.base import (
     StandardLogistic,
     StandardNormal,
 )
+from seqflow.distributions.conditional import ConditionalDiagonalNormal
 from seqflow.distributions.flow import Flow
 from seqflow.distributions.mixture import MADEMoG
 
 __all__ = [
+    "ConditionalDiagonalNormal",
     "DiagonalNormal",
     "Distribution",
     "Flow",

@@ -116,6 +116,10 @@ class TrainConfig:
     a lower validation score (early stopping; 0 = off); the best weights are kept either way.
     ``on_nonfinite: skip`` skips steps whose loss or gradient is not finite, at most
     ``max_skips`` in a row (then the run fails).
+    Variational tasks (``elbo``, ``iwae``; :mod:`seqflow.train.objectives.elbo`):
+    ``latent_samples`` draws per example and step, ``iwae_samples`` draws per example when the
+    ``iwae`` task evaluates, and the KL weight rising linearly from ``anneal_start`` to 1 over
+    ``anneal_steps`` optimizer steps (0: no annealing).
     """
 
     max_steps: int = 1000
@@ -142,6 +146,10 @@ class TrainConfig:
     progress: bool = True
     cpu_threads: int = 0
     patience: int = 0
+    latent_samples: int = 1
+    iwae_samples: int = 1000
+    anneal_steps: int = 0
+    anneal_start: float = 0.01
 
 
 @dataclass
@@ -170,10 +178,12 @@ POSITIVE = {
     "train.grad_accum", "train.checkpoint_every", "train.keep_checkpoints", "train.eval_every",
     "train.eval_batch_size", "train.log_every", "train.max_skips", "data.num_samples",
     "data.segment_length", "data.sample_rate", "data.hop_length", "data.n_mels",
+    "train.latent_samples", "train.iwae_samples",
 }
 NON_NEGATIVE = {"model.blocks", "model.cond_channels", "model.num_global_ids",
                 "train.weight_decay", "train.warmup_steps", "train.grad_clip", "train.seed",
-                "data.seed", "train.cpu_threads", "train.input_noise", "train.patience"}
+                "data.seed", "train.cpu_threads", "train.input_noise", "train.patience",
+                "train.anneal_steps"}
 
 
 def valid_keys() -> list[str]:
@@ -239,6 +249,8 @@ def _check_ranges(cfg: Config) -> None:
             "data.val_fraction + data.test_fraction must be < 1, got "
             f"{cfg.data.val_fraction} + {cfg.data.test_fraction}"
         )
+    if not 0.0 < cfg.train.anneal_start <= 1.0:
+        raise ConfigError(f"train.anneal_start: must be in (0, 1], got {cfg.train.anneal_start}")
     if not 0.0 <= cfg.train.ema_decay < 1.0:
         raise ConfigError(f"train.ema_decay: must be in [0, 1), got {cfg.train.ema_decay}")
     if cfg.data.source in ("csv", "npy") and not cfg.data.path:

@@ -6,18 +6,43 @@ from collections.abc import Callable
 
 from torch import nn
 
-from seqflow.train.config import Config
+from seqflow.train.config import Config, ConfigError
 from seqflow.train.datasets import DATA_SOURCES
 from seqflow.train.models import MODEL_KINDS
-from seqflow.train.objectives import LikelihoodTask, Task
+from seqflow.train.objectives import ELBOTask, IWAETask, LikelihoodTask, Task
+from seqflow.train.objectives.elbo import check_latent_model
 
 
 def _likelihood(flow: nn.Module, cfg: Config) -> Task:
     return LikelihoodTask(flow)
 
 
+def _latent_model(model: nn.Module, cfg: Config) -> nn.Module:
+    try:
+        check_latent_model(model, f"train.task={cfg.train.task}")
+    except ValueError as err:
+        raise ConfigError(f"{err}; build it in Python and pass it to train(cfg, out, "
+                          "task=build_task(model, cfg))") from None
+    return model
+
+
+def _elbo(model: nn.Module, cfg: Config) -> Task:
+    """``model`` is a LatentVariableModel built by the caller (e.g. recipes/vae/model.py)."""
+    t = cfg.train
+    return ELBOTask(_latent_model(model, cfg), samples=t.latent_samples,
+                    anneal_steps=t.anneal_steps, anneal_start=t.anneal_start)
+
+
+def _iwae(model: nn.Module, cfg: Config) -> Task:
+    t = cfg.train
+    return IWAETask(_latent_model(model, cfg), samples=t.latent_samples,
+                    eval_samples=t.iwae_samples)
+
+
 TASKS: dict[str, Callable[[nn.Module, Config], Task]] = {
     "likelihood": _likelihood,
+    "elbo": _elbo,
+    "iwae": _iwae,
 }
 
 __all__ = ["DATA_SOURCES", "MODEL_KINDS", "TASKS", "build_task"]

@@ -23,6 +23,8 @@ def _vector(cls, **kw):
 CASES = {
     "Planar": (_vector(T.Planar), "vector"),
     "Radial": (_vector(T.Radial), "vector"),
+    "Planar[context]": (_vector(T.Planar, context_features=2), "vector-context"),
+    "Radial[context]": (_vector(T.Radial, context_features=2), "vector-context"),
     "AdditiveCoupling": (_vector(T.AdditiveCoupling), "vector"),
     "AffineCoupling": (_vector(T.AffineCoupling), "vector"),
     "Scaling": (_vector(T.Scaling), "vector"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -62,3 +64,87 @@ def test_planar_solution_is_differentiable_like_the_closed_form():
         (x_i[0] @ weights).backward()
         total -= layer.w.grad
     torch.testing.assert_close(grad_solved, total, rtol=1e-6, atol=1e-8)
+
+
+def _amortized(cls, seed: int = 0):
+    """A layer with context-generated parameters whose hypernetwork is far from zero."""
+    torch.manual_seed(seed)
+    layer = cls(3, context_features=4).double()
+    with torch.no_grad():
+        layer.hyper.weight.normal_(0.0, 2.0)
+    return layer
+
+
+def _contexts(layer, scale: float) -> torch.Tensor:
+    """Random contexts of a given scale, plus one that makes the raw ``w`` (planar) vanish or
+    the raw ``alpha`` (radial) hugely negative."""
+    g = torch.Generator().manual_seed(1)
+    context = torch.randn(40, 4, generator=g, dtype=torch.float64) * scale
+    weight = layer.hyper.weight.detach()
+    if isinstance(layer, Planar):  # solve w_free + W_w c = 0 for c
+        special = torch.linalg.lstsq(weight[:3], -layer.w.detach()[:, None]).solution.T
+    else:  # push alpha_raw far below zero
+        special = -1e3 * weight[3:4] / weight[3].square().sum()
+    return torch.cat([context, special])
+
+
+@pytest.mark.parametrize("cls", [Planar, Radial])
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e2, 1e4])
+def test_amortized_layers_keep_their_constraint_and_invert_for_any_context(cls, scale):
+    layer = _amortized(cls)
+    context = _contexts(layer, scale)
+    batch = len(context)
+    if cls is Planar:
+        w, u_hat, _, s = layer.params(context, batch)
+        assert ((w * u_hat).sum(-1) > -1 + 0.99 * layer.min_slope).all()  # w.u_hat > -1
+        assert (s > 0.99 * layer.min_slope).all()  # the slope floor, up to the |w|^2 guard
+        floor = math.log(0.99 * layer.min_slope)
+    else:
+        _, alpha, q = layer.params(context, batch)
+        beta = q - alpha
+        assert (alpha > 0).all() and (beta > -alpha).all()
+        floor = 3 * math.log(layer.min_slope)
+    z = torch.randn(batch, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    x, logdet = layer.inverse(z, context)
+    assert torch.isfinite(x).all() and torch.isfinite(logdet).all()
+    assert (logdet >= floor).all()
+    z_back, logdet_forward = layer(x, context)
+    size = 1 + x.abs().amax(dim=1, keepdim=True)
+    assert ((z_back - z).abs() <= 1e-9 * size).all()
+    torch.testing.assert_close(logdet_forward, -logdet, rtol=1e-7, atol=1e-7)
+    for i in range(batch):
+        jac = torch.autograd.functional.jacobian(
+            lambda v: layer.inverse(v[None], context[i:i + 1])[0][0], z[i])  # noqa: B023
+        sign, expected = torch.linalg.slogdet(jac)
+        assert sign == 1  # orientation-preserving: never folds over
+        torch.testing.assert_close(logdet[i], expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [Planar, Radial])
+def test_amortized_rows_equal_free_layers_with_that_rows_parameters(cls):
+    """Row i of an amortized layer is the free layer whose parameters are ``raw(context_i)``."""
+    layer = _amortized(cls)
+    context = torch.randn(5, 4, dtype=torch.float64)
+    z = torch.randn(5, 3, dtype=torch.float64)
+    x, logdet = layer.inverse(z, context)
+    raw = (torch.cat([p.detach().reshape(-1) for p in layer.parameters()
+                      if p is not layer.hyper.weight])[None]
+           + context @ layer.hyper.weight.detach().T)
+    for i in range(5):
+        free = cls(3).double()
+        with torch.no_grad():
+            offset = 0
+            for p in free.parameters():
+                p.copy_(raw[i, offset:offset + p.numel()].reshape(p.shape))
+                offset += p.numel()
+        x_i, logdet_i = free.inverse(z[i:i + 1])
+        torch.testing.assert_close(x_i[0], x[i])
+        torch.testing.assert_close(logdet_i[0], logdet[i])
+
+
+def test_amortized_layer_needs_its_context():
+    layer = Planar(3, context_features=4)
+    with pytest.raises(ValueError, match="called without context"):
+        layer.inverse(torch.randn(2, 3))
+    with pytest.raises(ValueError, match=r"context of shape \(batch=2, 4"):
+        Radial(3, context_features=4).inverse(torch.randn(2, 3), torch.randn(2, 5))

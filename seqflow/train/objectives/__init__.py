@@ -1,6 +1,39 @@
-"""Training tasks: what the engine optimizes (likelihood; distillation and ELBO build on it)."""
+"""Training tasks: what the engine optimizes (likelihood; ELBO and IWAE of latent-variable
+models; reverse KL to unnormalized targets; distillation builds on them)."""
 
 from seqflow.train.objectives.base import Task, TaskOutput, nll_units
+from seqflow.train.objectives.elbo import (
+    BoundTerms,
+    ELBOTask,
+    IWAETask,
+    LatentVariableModel,
+    annealed_beta,
+    bound_terms,
+    variational_bounds,
+)
 from seqflow.train.objectives.likelihood import LikelihoodTask, log_prob_of
+from seqflow.train.objectives.reverse_kl import (
+    ReverseKLTask,
+    SampleSlots,
+    log_normalizer_on_grid,
+    reverse_kl,
+)
 
-__all__ = ["LikelihoodTask", "Task", "TaskOutput", "log_prob_of", "nll_units"]
+__all__ = [
+    "BoundTerms",
+    "ELBOTask",
+    "IWAETask",
+    "LatentVariableModel",
+    "LikelihoodTask",
+    "ReverseKLTask",
+    "SampleSlots",
+    "Task",
+    "TaskOutput",
+    "annealed_beta",
+    "bound_terms",
+    "log_normalizer_on_grid",
+    "log_prob_of",
+    "nll_units",
+    "reverse_kl",
+    "variational_bounds",
+]
