@@ -57,7 +57,7 @@ from seqflow.train.inference import load_weights
 from seqflow.train.models import build_flow
 
 # Settings of the ``windows`` section and their defaults.
-WINDOW_DEFAULTS = {"scaling": "mean", "val_origins": 1, "num_windows": 8192, "loss_on": "window"}
+WINDOW_DEFAULTS = {"scaling": "window", "val_origins": 2, "num_windows": 8192, "loss_on": "window"}
 CLASSICAL = ("seasonal_naive", "ets", "arima")
 
 
