@@ -52,6 +52,7 @@ from seqflow.data.timeseries import (
 )
 from seqflow.metrics.forecast import forecast_metrics
 from seqflow.train import ConfigError, config_from_dict, train
+from seqflow.train.config import UniqueKeyLoader
 from seqflow.train.forecasting import LOSS_ON, WindowBatches, backtest_forecasts
 from seqflow.train.inference import load_weights
 from seqflow.train.models import build_flow
@@ -109,7 +110,11 @@ def load_settings(config: Path | None, overrides: list[str], channels: int,
     if config is not None:
         if not config.is_file():
             raise ValueError(f"--config {config}: file not found")
-        raw = yaml.safe_load(config.read_text()) or {}
+        try:
+            raw = yaml.load(config.read_text(), Loader=UniqueKeyLoader) or {}
+        except yaml.YAMLError as err:
+            raise ValueError(f"--config {config}: not valid YAML: {' '.join(str(err).split())}"
+                             ) from None
         if not isinstance(raw, dict):
             raise ValueError(f"--config {config}: expected a mapping of sections")
     windows_raw, engine_overrides = _split_overrides(overrides)

@@ -86,7 +86,7 @@ def stream_continuations(
                                 or context.shape[-1] != length):
         raise ValueError(f"context must be (batch={batch}, F, C + H = {length}), got "
                          f"{tuple(context.shape)}")
-    ref = flow.base._anchor
+    ref = next(flow.parameters())  # the flow's dtype and device
     local = None if context is None else context.to(ref)
     paths, _ = streamer.sequential(noise.to(ref), local, history=history.to(ref))
     return paths
