@@ -445,7 +445,7 @@ def fill_missing(values: np.ndarray, observed: np.ndarray, what: str = "values")
 
 
 # --- scaling ---------------------------------------------------------------------------------
-SCALINGS = ("mean", "standard")
+SCALINGS = ("mean", "standard", "window")
 
 
 @dataclass(frozen=True)
@@ -490,6 +490,33 @@ def mean_abs_scale(context_values: np.ndarray, context_observed: np.ndarray) -> 
     total = np.where(context_observed, np.abs(np.nan_to_num(context_values)), 0.0).sum(axis=1)
     scale = 1.0 + total / np.maximum(count, 1)
     return Scale(loc=np.zeros_like(scale), scale=scale.astype(np.float64))
+
+
+def window_scale(
+    context_values: np.ndarray, context_observed: np.ndarray, floor: float = 1e-3
+) -> Scale:
+    """Standardization by a window's context part ``(D, context)``.
+
+    ``loc_d`` is the mean and ``s_d`` the population standard deviation of the ``n_d``
+    observed context steps; ``scale_d = max(s_d, floor * (1 + mean |x_d|))`` so that a flat
+    context does not blow up the window (``loc = 0``, ``scale = 1`` when ``n_d = 0``). Unlike
+    :func:`mean_abs_scale` it removes the level, which keeps the steps of a series with a
+    trend or a large offset (CO2 in ppm, prices) at a scale of order one.
+
+    >>> x = np.array([[1.0, 3.0, np.nan], [5.0, 5.0, 5.0]])
+    >>> s = window_scale(x, ~np.isnan(x))
+    >>> s.loc.tolist(), s.scale.tolist()
+    ([2.0, 5.0], [1.0, 0.006])
+    """
+    seen = context_observed
+    count = seen.sum(axis=1)
+    values = np.where(seen, np.nan_to_num(context_values).astype(np.float64), 0.0)
+    mean = values.sum(axis=1) / np.maximum(count, 1)
+    var = np.where(seen, (values - mean[:, None]) ** 2, 0.0).sum(axis=1) / np.maximum(count, 1)
+    mean_abs = np.abs(values).sum(axis=1) / np.maximum(count, 1)
+    scale = np.maximum(np.sqrt(var), floor * (1.0 + mean_abs))
+    empty = count == 0
+    return Scale(loc=np.where(empty, 0.0, mean), scale=np.where(empty, 1.0, scale))
 
 
 def standard_scale(values: np.ndarray, observed: np.ndarray, train_end: int) -> Scale:
@@ -580,7 +607,8 @@ class TrainingWindows(Dataset):
       one observed indicator per variable, equal to ``mask`` on the context part and to 1 on
       the horizon part (what a forecaster sees at prediction time);
     - ``scale``, ``loc`` ``(D,)`` float32: ``x = (values - loc) / scale``; ``"mean"`` scaling
-      is :func:`mean_abs_scale` of the window's context part, ``"standard"`` is
+      is :func:`mean_abs_scale` of the window's context part, ``"window"`` is
+      :func:`window_scale` of the window's context part, ``"standard"`` is
       :func:`standard_scale` of the steps before ``S`` (never any step at or after ``S``);
     - ``index`` the item number and ``start`` the window's first step in the series.
     """
@@ -676,6 +704,8 @@ class TrainingWindows(Dataset):
         mask = self.series.observed[start:stop].T
         if self.scaling == "mean":
             scale = mean_abs_scale(raw[:, :C], mask[:, :C])
+        elif self.scaling == "window":
+            scale = window_scale(raw[:, :C], mask[:, :C])
         else:
             scale = self._standard
         x = scale.apply(self._filled_window(start).T.astype(np.float64))

@@ -9,7 +9,13 @@ from torch import nn
 from seqflow.train.config import Config, ConfigError
 from seqflow.train.datasets import DATA_SOURCES
 from seqflow.train.models import MODEL_KINDS
-from seqflow.train.objectives import ELBOTask, IWAETask, LikelihoodTask, Task
+from seqflow.train.objectives import (
+    ELBOTask,
+    IWAETask,
+    LikelihoodTask,
+    MaskedLikelihoodTask,
+    Task,
+)
 from seqflow.train.objectives.elbo import check_latent_model
 
 
@@ -39,10 +45,15 @@ def _iwae(model: nn.Module, cfg: Config) -> Task:
                     eval_samples=t.iwae_samples)
 
 
+def _masked_likelihood(flow: nn.Module, cfg: Config) -> Task:
+    return MaskedLikelihoodTask(flow)
+
+
 TASKS: dict[str, Callable[[nn.Module, Config], Task]] = {
     "likelihood": _likelihood,
     "elbo": _elbo,
     "iwae": _iwae,
+    "masked_likelihood": _masked_likelihood,
 }
 
 __all__ = ["DATA_SOURCES", "MODEL_KINDS", "TASKS", "build_task"]

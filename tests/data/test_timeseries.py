@@ -25,6 +25,7 @@ from seqflow.data.timeseries import (
     read_series_csv,
     series_from_array,
     standard_scale,
+    window_scale,
 )
 
 
@@ -225,7 +226,22 @@ def windows(values, split="train", scaling="mean", seed=0, **kw):
     )
 
 
-@pytest.mark.parametrize("scaling", ["mean", "standard"])
+def test_window_scale_standardizes_the_observed_context():
+    rng = np.random.default_rng(1)
+    x = 300.0 + rng.normal(size=(2, 50))
+    x[0, 10] = np.nan
+    s = window_scale(x, ~np.isnan(x))
+    np.testing.assert_allclose(s.loc, np.nanmean(x, axis=1))
+    np.testing.assert_allclose(s.scale, np.nanstd(x, axis=1))
+    scaled = s.apply(x)
+    np.testing.assert_allclose(np.nanmean(scaled, axis=1), 0.0, atol=1e-12)
+    flat = window_scale(np.full((1, 5), 7.0), np.ones((1, 5), dtype=bool))
+    np.testing.assert_allclose(flat.scale, [1e-3 * 8.0])  # the floor, not a division by 0
+    empty = window_scale(np.full((1, 3), np.nan), np.zeros((1, 3), dtype=bool))
+    assert (empty.loc[0], empty.scale[0]) == (0.0, 1.0)
+
+
+@pytest.mark.parametrize("scaling", ["mean", "standard", "window"])
 def test_items_map_back_to_the_series(scaling):
     values = seasonal_series()
     values[50, 0] = np.nan
@@ -248,6 +264,11 @@ def test_items_map_back_to_the_series(scaling):
             if scaling == "mean":
                 expected = 1 + np.nanmean(np.abs(raw[:, :24]), axis=1)
                 np.testing.assert_allclose(item["scale"].numpy(), expected, rtol=1e-5)
+            if scaling == "window":
+                np.testing.assert_allclose(item["loc"].numpy(), np.nanmean(raw[:, :24], axis=1),
+                                           rtol=1e-5)
+                np.testing.assert_allclose(item["scale"].numpy(), np.nanstd(raw[:, :24], axis=1),
+                                           rtol=1e-5)
             np.testing.assert_array_equal(item["context"][6:, :24].numpy(), mask[:, :24])
             assert (item["context"][6:, 24:] == 1).all()
 
@@ -268,7 +289,7 @@ def test_standard_scaling_uses_only_the_training_part():
     assert windows(planted, scaling="standard")[0]["loc"][0] > 1e3
 
 
-@pytest.mark.parametrize("scaling", ["mean", "standard"])
+@pytest.mark.parametrize("scaling", ["mean", "standard", "window"])
 def test_training_and_validation_windows_never_read_the_test_part(scaling):
     values = seasonal_series()
     first_origin = 120 - 2 * 8

@@ -12,6 +12,7 @@ from seqflow.train.objectives.elbo import (
     variational_bounds,
 )
 from seqflow.train.objectives.likelihood import LikelihoodTask, log_prob_of
+from seqflow.train.objectives.masked_likelihood import MaskedLikelihoodTask, elementwise_log_prob
 from seqflow.train.objectives.reverse_kl import (
     ReverseKLTask,
     SampleSlots,
@@ -25,12 +26,14 @@ __all__ = [
     "IWAETask",
     "LatentVariableModel",
     "LikelihoodTask",
+    "MaskedLikelihoodTask",
     "ReverseKLTask",
     "SampleSlots",
     "Task",
     "TaskOutput",
     "annealed_beta",
     "bound_terms",
+    "elementwise_log_prob",
     "log_normalizer_on_grid",
     "log_prob_of",
     "nll_units",

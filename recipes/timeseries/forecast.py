@@ -1,0 +1,345 @@
+"""Rolling-origin backtest of a sequence-MAF forecaster against classical baselines.
+
+    python recipes/timeseries/forecast.py --csv data/timeseries/sunspots.csv \\
+        --time-column date --target sunactivity --freq YS --context 60 --horizon 11 \\
+        --origins 10 --samples 200 --out runs/sunspots-wavenet \\
+        --config recipes/timeseries/configs/wavenet.yaml
+
+The protocol (:func:`seqflow.data.timeseries.backtest_windows`): the last ``K * H``
+observations form ``K`` non-overlapping test windows; the forecaster is trained only on the
+steps before the first origin (its last ``val_origins * H`` steps are the validation
+horizons); at each origin it sees the ``C`` steps before it, primes its streaming state with
+them and draws ``N`` paths of ``H`` steps in one batch. The baselines of
+``recipes/timeseries/baselines.py`` forecast the same origins from the same history.
+
+Writes into ``--out``:
+
+- ``forecasts.npy`` ``(K, N, H, D)``: the forecaster's paths in the series' units;
+- ``targets.npy`` ``(K, H, D)``: the truth, NaN where missing;
+- ``baselines/<name>.npy`` ``(K, N, H, D)``: each baseline's paths;
+- ``metrics.json``: settings, and per model CRPS (mean and normalized by the sum of
+  ``|target|``), seasonal MASE of the median, 50 % / 90 % interval coverage, CRPS-sum and
+  energy score (multivariate series), training and sampling seconds;
+- ``fan_chart.png``: median, 50 % and 90 % bands and the truth at a few origins;
+- ``run/``: the engine's run directory (config, checkpoints, best/final weights, log).
+
+The ``--config`` YAML has the engine's ``model`` and ``train`` sections and a ``windows``
+section (``scaling``: ``mean`` or ``standard``; ``val_origins``; ``num_windows`` training
+windows; ``loss_on``: ``window`` or ``horizon``). ``model.channels`` and
+``model.cond_channels`` are set from the data (``D`` targets; calendar features, user
+covariates and one observed flag per target), ``model.kind`` is ``sequence_maf`` and
+``train.task`` is ``masked_likelihood``. ``--set section.key=value`` overrides any key.
+Rerunning with the same ``--out`` resumes or reuses the trained run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from seqflow.data.timeseries import (
+    SCALINGS,
+    TrainingWindows,
+    backtest_windows,
+    read_series_csv,
+)
+from seqflow.metrics.forecast import forecast_metrics
+from seqflow.train import ConfigError, config_from_dict, train
+from seqflow.train.config import UniqueKeyLoader
+from seqflow.train.forecasting import LOSS_ON, WindowBatches, backtest_forecasts
+from seqflow.train.inference import load_weights
+from seqflow.train.models import build_flow
+
+# Settings of the ``windows`` section and their defaults.
+WINDOW_DEFAULTS = {"scaling": "window", "val_origins": 2, "num_windows": 8192, "loss_on": "window"}
+CLASSICAL = ("seasonal_naive", "ets", "arima")
+
+
+def _load_baselines():
+    """The baselines module beside this script (the script's folder is on ``sys.path`` when
+    it runs as ``python recipes/timeseries/forecast.py``)."""
+    import baselines
+
+    return baselines
+
+
+def _split_overrides(overrides: list[str]) -> tuple[dict, list[str]]:
+    windows, engine = {}, []
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if key.strip().startswith("windows."):
+            if not sep:
+                raise ValueError(f"--set {item!r} must look like section.key=value")
+            windows[key.strip().removeprefix("windows.")] = yaml.safe_load(text)
+        else:
+            engine.append(item)
+    return windows, engine
+
+
+def window_settings(raw: dict) -> dict:
+    """The ``windows`` section with defaults filled in, checked."""
+    unknown = sorted(set(raw) - set(WINDOW_DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join('windows.' + k for k in unknown)}; valid: "
+                         f"{', '.join('windows.' + k for k in WINDOW_DEFAULTS)}")
+    settings = {**WINDOW_DEFAULTS, **raw}
+    if settings["scaling"] not in SCALINGS:
+        raise ValueError(f"windows.scaling={settings['scaling']!r} is not one of "
+                         f"{', '.join(SCALINGS)}")
+    if settings["loss_on"] not in LOSS_ON:
+        raise ValueError(f"windows.loss_on={settings['loss_on']!r} is not one of "
+                         f"{', '.join(LOSS_ON)}")
+    for key, low in (("val_origins", 0), ("num_windows", 1)):
+        value = settings[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"windows.{key} must be an integer >= {low}, got {value!r}")
+    return settings
+
+
+def load_settings(config: Path | None, overrides: list[str], channels: int,
+                  cond_channels: int):
+    """``(engine Config, windows settings)`` from the YAML file and ``--set`` overrides."""
+    raw = {}
+    if config is not None:
+        if not config.is_file():
+            raise ValueError(f"--config {config}: file not found")
+        try:
+            raw = yaml.load(config.read_text(), Loader=UniqueKeyLoader) or {}
+        except yaml.YAMLError as err:
+            raise ValueError(f"--config {config}: not valid YAML: {' '.join(str(err).split())}"
+                             ) from None
+        if not isinstance(raw, dict):
+            raise ValueError(f"--config {config}: expected a mapping of sections")
+    windows_raw, engine_overrides = _split_overrides(overrides)
+    windows = window_settings({**(raw.pop("windows", None) or {}), **windows_raw})
+    model = raw.setdefault("model", {})
+    trainer = raw.setdefault("train", {})
+    if model.get("kind", "sequence_maf") != "sequence_maf":
+        raise ValueError(f"model.kind={model['kind']!r}: the forecaster is a sequence_maf")
+    if trainer.get("task", "masked_likelihood") != "masked_likelihood":
+        raise ValueError(f"train.task={trainer['task']!r}: the forecaster trains with "
+                         "masked_likelihood")
+    model.update(kind="sequence_maf", channels=channels, cond_channels=cond_channels,
+                 upsample_factor=1)
+    trainer["task"] = "masked_likelihood"
+    trainer.setdefault("log_with", "none")
+    for key in ("model.channels", "model.cond_channels", "model.kind", "train.task",
+                "model.upsample_factor"):
+        if any(item.split("=", 1)[0].strip() == key for item in engine_overrides):
+            raise ValueError(f"--set {key}: set by the recipe from the data")
+    try:
+        cfg = config_from_dict(raw, engine_overrides)
+    except ConfigError as err:
+        raise ValueError(f"{config or 'config'}: {err}") from None
+    return cfg, windows
+
+
+def truth(series, origins: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Targets ``(K, H, D)`` (NaN where missing) and their observed mask."""
+    values = np.stack([series.values[o : o + horizon] for o in origins]).astype(np.float64)
+    observed = np.stack([series.observed[o : o + horizon] for o in origins])
+    return values, observed
+
+
+def histories(series, origins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Everything before each origin, left-padded to ``(K, max origin, D)``, and its mask."""
+    length = int(origins.max())
+    values = np.zeros((len(origins), length, series.num_variables))
+    seen = np.zeros(values.shape, dtype=bool)
+    for k, o in enumerate(origins):
+        values[k, length - o :] = np.nan_to_num(series.values[:o])
+        seen[k, length - o :] = series.observed[:o]
+    return values, seen
+
+
+def score(samples: np.ndarray, targets: np.ndarray, observed: np.ndarray, history, season: int,
+          multivariate: bool) -> dict:
+    m = forecast_metrics(samples, np.nan_to_num(targets), observed, history[0], season,
+                         history[1])
+    out = {"crps": m.mean_crps, "normalized_crps": m.normalized_crps, "mase": m.mase,
+           "coverage_50": m.coverage_50, "coverage_90": m.coverage_90}
+    if multivariate:
+        out.update(crps_sum=m.crps_sum, energy_score=m.energy_score)
+    return out
+
+
+def fan_chart(path: Path, series, origins: np.ndarray, samples: np.ndarray, context: int,
+              title: str, max_origins: int = 3, max_variables: int = 4) -> None:
+    """Median, 50 % and 90 % bands and the truth for up to ``max_origins`` origins."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    K, _, H, D = samples.shape
+    picks = sorted(set(np.linspace(0, K - 1, min(max_origins, K)).round().astype(int)))
+    variables = list(range(min(D, max_variables)))
+    fig, axes = plt.subplots(len(variables), len(picks), squeeze=False,
+                             figsize=(4.2 * len(picks), 2.6 * len(variables)))
+    shown = min(context, 3 * H)
+    for col, k in enumerate(picks):
+        o = int(origins[k])
+        before = slice(o - shown, o)
+        after = slice(o, o + H)
+        q = np.quantile(samples[k], [0.05, 0.25, 0.5, 0.75, 0.95], axis=0)  # (5, H, D)
+        for row, d in enumerate(variables):
+            ax = axes[row][col]
+            ax.plot(series.times[before], series.values[before, d], color="black", lw=1)
+            ax.plot(series.times[after], series.values[after, d], color="black", lw=1,
+                    ls="--", label="truth")
+            ax.fill_between(series.times[after], q[0, :, d], q[4, :, d], color="C0", alpha=0.2,
+                            label="90 %")
+            ax.fill_between(series.times[after], q[1, :, d], q[3, :, d], color="C0", alpha=0.4,
+                            label="50 %")
+            ax.plot(series.times[after], q[2, :, d], color="C0", lw=1.2, label="median")
+            ax.axvline(series.times[o], color="grey", lw=0.6)
+            ax.tick_params(labelsize=7)
+            if row == 0:
+                ax.set_title(f"origin {k} ({str(series.times[o])[:10]})", fontsize=8)
+            if col == 0:
+                ax.set_ylabel(series.targets[d], fontsize=8)
+    axes[0][0].legend(fontsize=6, loc="upper left")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def parse_args(argv: list[str] | None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--csv", type=Path, required=True)
+    p.add_argument("--time-column", required=True)
+    p.add_argument("--target", required=True, help="COL[,COL...]")
+    p.add_argument("--covariates", default="", help="optional user covariate columns COL[,...]")
+    p.add_argument("--freq", required=True, help="pandas alias: h, D, W-SAT, MS, QS, YS, ...")
+    p.add_argument("--context", type=int, required=True)
+    p.add_argument("--horizon", type=int, required=True)
+    p.add_argument("--origins", type=int, required=True)
+    p.add_argument("--samples", type=int, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--config", type=Path, default=None)
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="SECTION.KEY=VALUE")
+    p.add_argument("--baselines", nargs="*", default=[*CLASSICAL, "deepar"],
+                   help="any of seasonal_naive ets arima deepar (none: no baselines)")
+    p.add_argument("--fit-window", type=int, default=None,
+                   help="ets/arima: estimate on the last steps before the first origin")
+    p.add_argument("--seed", type=int, default=0, help="seed of the forecast noise")
+    p.add_argument("--name", default=None, help="label in metrics.json and the chart")
+    args = p.parse_args(argv)
+    if args.samples < 2:
+        p.error("--samples must be at least 2")
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    torch.set_num_threads(1)
+    targets = [c.strip() for c in args.target.split(",") if c.strip()]
+    covariates = [c.strip() for c in args.covariates.split(",") if c.strip()]
+    series = read_series_csv(args.csv, args.time_column, targets, args.freq, covariates)
+    origins = backtest_windows(series.length, args.context, args.horizon, args.origins)
+    probe = TrainingWindows(series, args.context, args.horizon, origins=args.origins,
+                            split="test", val_origins=0)
+    cfg, windows = load_settings(args.config, args.overrides, series.num_variables,
+                                 len(probe.feature_names))
+    common = dict(seed=cfg.train.seed, scaling=windows["scaling"], origins=args.origins,
+                  val_origins=windows["val_origins"])
+    split = {name: TrainingWindows(series, args.context, args.horizon, split=name,
+                                   num_windows=windows["num_windows"] if name == "train"
+                                   else None, **common)
+             for name in ("train", "val", "test")}
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = args.name or f"seqflow-{cfg.model.conditioner}"
+
+    began = time.perf_counter()
+    splits = {"train": WindowBatches(split["train"], windows["loss_on"])}
+    if windows["val_origins"]:
+        splits["val"] = WindowBatches(split["val"], "horizon")
+    result = train(cfg, args.out / "run", splits=splits)
+    train_seconds = time.perf_counter() - began
+    flow = build_flow(cfg.model)
+    info = load_weights(args.out / "run", flow)
+    began = time.perf_counter()
+    samples = backtest_forecasts(flow, split["test"], args.samples, seed=args.seed)
+    sample_seconds = time.perf_counter() - began
+
+    values, observed = truth(series, origins, args.horizon)
+    np.save(args.out / "forecasts.npy", samples.astype(np.float32))
+    np.save(args.out / "targets.npy", values.astype(np.float32))
+    baselines = _load_baselines()
+    season = baselines.default_season(series)
+    past = histories(series, origins)
+    multivariate = series.num_variables > 1
+    models = {name: {**score(samples, values, observed, past, season, multivariate),
+                     "train_seconds": round(train_seconds, 2),
+                     "sample_seconds": round(sample_seconds, 2),
+                     "train_steps": result.step, "resumed_from": _name(result.resumed_from),
+                     "weights": info["weights"],
+                     "weights_step": info.get("step")}}
+    skipped = {}
+    for baseline in args.baselines:
+        if baseline not in baselines.BASELINES:
+            raise ValueError(f"--baselines: unknown {baseline!r}; choose from "
+                             f"{', '.join(baselines.BASELINES)}")
+        kwargs = {"seed": args.seed}
+        if baseline in ("ets", "arima"):
+            kwargs["fit_window"] = args.fit_window
+        if baseline == "deepar":
+            kwargs["context"] = args.context
+        began = time.perf_counter()
+        try:
+            paths = baselines.BASELINES[baseline](series, origins, args.horizon, args.samples,
+                                                  **kwargs)
+        except baselines.BaselineUnavailable as why:
+            skipped[baseline] = str(why)
+            print(why, flush=True)
+            continue
+        seconds = time.perf_counter() - began
+        (args.out / "baselines").mkdir(exist_ok=True)
+        np.save(args.out / "baselines" / f"{baseline}.npy", paths.astype(np.float32))
+        models[baseline] = {**score(paths, values, observed, past, season, multivariate),
+                            "seconds": round(seconds, 2)}
+
+    report = {
+        "series": str(args.csv), "targets": targets, "covariates": covariates,
+        "freq": args.freq, "length": series.length, "context": args.context,
+        "horizon": args.horizon, "origins": args.origins, "samples": args.samples,
+        "origin_steps": origins.tolist(),
+        "origin_times": [str(series.times[o])[:19] for o in origins],
+        "season": season, "windows": windows, "features": probe.feature_names,
+        "config": {"model": asdict(cfg.model), "train": asdict(cfg.train)},
+        "overrides": args.overrides, "seed": args.seed, "fit_window": args.fit_window,
+        "val": result.val, "models": models, "skipped": skipped,
+    }
+    (args.out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    fan_chart(args.out / "fan_chart.png", series, origins, samples, args.context,
+              f"{args.csv.stem}: {name}, C={args.context} H={args.horizon} N={args.samples}")
+    _print_table(models)
+    return report
+
+
+def _name(path: Path | None) -> str | None:
+    return None if path is None else path.name
+
+
+def _print_table(models: dict) -> None:
+    keys = ["crps", "normalized_crps", "mase", "coverage_50", "coverage_90", "crps_sum"]
+    print(f"{'model':18}" + "".join(f"{k:>16}" for k in keys))
+    for name, m in models.items():
+        cells = "".join(f"{m[k]:16.4f}" if m.get(k) is not None else f"{'-':>16}" for k in keys)
+        print(f"{name:18}{cells}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except ValueError as err:  # bad input: one line naming the file, argument or value
+        raise SystemExit(f"forecast.py: {err}") from None

@@ -1,0 +1,79 @@
+"""Markdown tables from the ``metrics.json`` files that ``forecast.py`` writes.
+
+    python recipes/timeseries/report.py runs/timeseries/*/metrics.json
+
+Files of the same series (the CSV's name) are merged into one table: every model of every
+file, one row each (a model name that appears twice is an error). Columns: mean CRPS, CRPS
+normalized by the sum of |target|, MASE, 50 % and 90 % coverage, CRPS-sum and energy score
+for multivariate series, and seconds (training and sampling for the forecaster, fit and
+simulation for a baseline). The lowest CRPS of each table is in bold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _cell(value, digits: int = 4) -> str:
+    return "–" if value is None else f"{value:.{digits}g}"
+
+
+def merge(paths: list[Path]) -> dict[str, dict]:
+    """``{series name: {"meta": first file's settings, "models": {name: metrics}}}``."""
+    out: dict[str, dict] = {}
+    for path in paths:
+        report = json.loads(path.read_text())
+        name = Path(report["series"]).stem
+        entry = out.setdefault(name, {"meta": report, "models": {}, "files": []})
+        entry["files"].append(str(path))
+        for model, metrics in report["models"].items():
+            if model in entry["models"]:
+                raise ValueError(f"{path}: model {model!r} of series {name!r} is already in "
+                                 f"{entry['files'][0]}")
+            entry["models"][model] = metrics
+    return out
+
+
+def table(entry: dict) -> str:
+    meta, models = entry["meta"], entry["models"]
+    multivariate = len(meta["targets"]) > 1
+    columns = ["CRPS", "nCRPS", "MASE", "cov 50", "cov 90"]
+    if multivariate:
+        columns += ["CRPS-sum", "energy"]
+    columns += ["train s", "sample s"]
+    best = min(m["crps"] for m in models.values())
+    lines = ["| model | " + " | ".join(columns) + " |",
+             "|---|" + "---:|" * len(columns)]
+    for name, m in models.items():
+        crps = _cell(m["crps"])
+        cells = [f"**{crps}**" if m["crps"] == best else crps, _cell(m["normalized_crps"]),
+                 _cell(m["mase"]), _cell(m["coverage_50"], 3), _cell(m["coverage_90"], 3)]
+        if multivariate:
+            cells += [_cell(m.get("crps_sum")), _cell(m.get("energy_score"))]
+        if "train_seconds" in m:
+            cells += [f"{m['train_seconds']:.0f}", f"{m['sample_seconds']:.1f}"]
+        else:
+            cells += [f"{m['seconds']:.1f} (fit+sim)", "–"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("metrics", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    parts = []
+    for name, entry in merge(args.metrics).items():
+        meta = entry["meta"]
+        parts.append(f"### {name}\n\nC={meta['context']} H={meta['horizon']} "
+                     f"K={meta['origins']} N={meta['samples']}, D={len(meta['targets'])}, "
+                     f"season {meta['season']}\n\n{table(entry)}\n")
+    text = "\n".join(parts)
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    main()
