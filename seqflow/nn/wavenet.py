@@ -11,9 +11,11 @@ input shifted by one step.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
@@ -22,7 +24,7 @@ from seqflow.nn.conditioner import SequenceConditioner, SequenceStream
 from seqflow.nn.context import Context
 from seqflow.nn.conv import MaskedCausalConv1d
 from seqflow.nn.masks import hidden_degrees
-from seqflow.nn.streaming import CausalConvStepper, RingBuffer
+from seqflow.nn.streaming import CausalConvStepper
 
 
 class GatedResidualBlock(nn.Module):
@@ -161,17 +163,26 @@ class WaveNet(SequenceConditioner):
 
 
 class WaveNetStream(SequenceStream):
-    """Step-by-step evaluation of a :class:`WaveNet` with one ring buffer per causal layer.
+    """Step-by-step evaluation of a :class:`WaveNet`: O(1) work per step, few kernels per step.
 
-    Per time step the work is one column of every layer (independent of the sequence length).
-    The past taps of all blocks read values known before the step starts, so they are applied
-    to every block at once with one batched matmul per step; only the current taps, the gates
-    and the residual 1x1s run block after block, and the skip 1x1s run once on all gates
-    together. With ``C > 1`` channels the column is recomputed once per channel as it becomes
-    known (the past-tap part is reused), so a time step costs ``C`` columns. ``history``
-    ``(batch, C, T0)`` primes the buffers with one full pass; the context must then cover
-    ``T0 + length`` samples.
+    Per time step the work is one column of every layer, independent of the sequence length.
+    The weights are packed once per stream (:class:`PackedBlocks`): the past taps of every
+    block read values known before the step starts, so one gather from a single ring of past
+    residual inputs and one batched matmul give every block's past contribution, its bias and
+    its local conditioning; then each block costs one matmul for its current tap, the gate and
+    one matmul for the residual, and one matmul applies all skip 1x1s to the concatenated
+    gates. Biases of the residual path are folded into the gate biases (the ring stores the
+    residual stream minus its constant offset), so no per-block bias additions remain.
+
+    With ``C > 1`` channels the column is recomputed once per channel as it becomes known (the
+    past-tap part is reused), so a time step costs ``C`` columns. ``history`` ``(batch, C, T0)``
+    primes the buffers with one full pass; the context must then cover ``T0 + length`` samples.
+    Under autograd the ring is updated out of place (each step copies it), so gradients flow
+    through the stream at a cost proportional to the receptive field per step.
     """
+
+    # Local conditioning is projected for this many values (steps x batch) at a time.
+    COND_CHUNK = 1 << 14
 
     def __init__(
         self, net: WaveNet, batch: int, context: Context, length: int, history: Tensor | None
@@ -180,33 +191,21 @@ class WaveNetStream(SequenceStream):
         ref = net.head_out.weight
         super().__init__(net, batch, ref, past)
         self.net = net
-        zero = ref.new_zeros(())
+        self.batch = batch
+        self.recording = torch.is_grad_enabled()
         cond, ids = net.conditioning(context, batch, past + length)
-        blocks = list(net.blocks)
-        r = blocks[0].residual_channels
-        self.r = r
-        self.input_step = CausalConvStepper(net.input_conv, batch, zero)
-        self.block_buffers = [
-            RingBuffer(b.conv.lookback, ref.new_zeros(batch, r)) for b in blocks
-        ]
-        taps = [b.conv.tap_weights() for b in blocks]
-        self.current = [current for current, _ in taps]  # (R, 2R) each
-        self.lags = [[lag for lag, _ in past_taps] for _, past_taps in taps]
-        # (L, (K - 1) * R, 2R): block i's past taps stacked to match its concatenated reads.
-        self.past_weight = torch.stack([torch.cat([w for _, w in p], dim=0) for _, p in taps])
-        # Gate bias of every block, (L, batch or 1, 2R): conv bias + global embedding.
-        gate_bias = torch.stack([b.conv.bias for b in blocks]).unsqueeze(1)
+        self.pack = pack = PackedBlocks(net)
+        self.input_step = CausalConvStepper(net.input_conv, batch, ref.new_zeros(()))
+        self.ring = pack.empty_ring(batch)
+        self.bias = pack.gate_bias.unsqueeze(1)  # (L, 1, 2R)
         if ids is not None:
-            gate_bias = gate_bias + torch.stack([b.embed(ids) for b in blocks])
-        self.gate_bias = gate_bias
-        self.cond = None
-        if cond is not None:
-            self.cond_weight = torch.cat([b.cond.weight[:, :, 0] for b in blocks]).t()
-            self.cond = rearrange(cond, "b c t -> t b c").contiguous()  # (T, batch, cond)
-        res_skip = [(b.res_skip.tap_weights()[0], b.res_skip.bias) for b in blocks]
-        self.residual = [(w[:, :r], bias[:r]) for w, bias in res_skip]
-        self.skip_weight = torch.cat([w[:, r:] for w, _ in res_skip])  # (L * R, skip)
-        self.skip_bias = torch.stack([bias[r:] for _, bias in res_skip]).sum(0)
+            self.bias = self.bias + pack.embed(net, ids)  # (L, batch, 2R)
+        self.cond = cond
+        self._cond_start, self._cond_bias = 0, None
+        self._work = None
+        if not self.recording:
+            gates = ref.new_empty(pack.blocks, batch, 2 * pack.r)
+            self._work = [(a, a[:, :pack.r]) for a in gates.unbind(0)]
         self.layer_inputs: list[Tensor] = []
         self._pre_t = -1
         self._pre: tuple[Tensor, ...] = ()
@@ -218,40 +217,45 @@ class WaveNetStream(SequenceStream):
         hist_cond = None if cond is None else cond[..., :steps]
         _, inputs = self.net.trunk(history, hist_cond, ids)
         self.input_step.buffer.fill(inputs[0])
-        for buffer, x in zip(self.block_buffers, inputs[1:], strict=True):
-            buffer.fill(x)
+        self.ring = self.pack.fill_ring(self.ring, inputs[1:], steps)
 
-    def _past_preactivations(self) -> tuple[Tensor, ...]:
-        """Every block's gate input minus its current tap at step ``t``: ``L x (batch, 2R)``."""
-        t = self.t
-        reads = torch.stack([
-            torch.cat([buffer.read(t, lag) for lag in lags], dim=1) if len(lags) > 1
-            else buffer.read(t, lags[0])
-            for buffer, lags in zip(self.block_buffers, self.lags, strict=True)
-        ])  # (L, batch, (K - 1) * R)
-        bias = self.gate_bias
-        if self.cond is not None:
-            local = rearrange(self.cond[t] @ self.cond_weight, "b (l g) -> l b g", l=len(reads))
-            bias = bias + local
-        return torch.baddbmm(bias, reads, self.past_weight).unbind(0)
+    def _bias_at(self, t: int) -> Tensor:
+        """Gate bias of every block at step ``t`` ``(L, batch or 1, 2R)``, conditioning included."""
+        if self.cond is None:
+            return self.bias
+        block = self._cond_bias
+        if block is None or not self._cond_start <= t < self._cond_start + block.shape[0]:
+            steps = max(1, self.COND_CHUNK // self.batch)
+            self._cond_start = t
+            local = self.cond[..., t:t + steps]  # (batch, cond, steps)
+            block = self.pack.local_bias(local) + self.bias  # (steps, L, batch, 2R)
+            self._cond_bias = block
+        return block[t - self._cond_start]
 
     def step_features(self) -> Tensor:
         """``relu(skip)`` ``(batch, skip)`` at step ``t`` (the past taps are reused per channel)."""
-        if self._pre_t != self.t:
-            self._pre, self._pre_t = self._past_preactivations(), self.t
-        h = self.input_step(self.t, self.x_now)
+        pack, t = self.pack, self.t
+        if self._pre_t != t:
+            self._pre = pack.past_preactivations(self.ring, t, self._bias_at(t)).unbind(0)
+            self._pre_t = t
+        h = self.input_step(t, self.x_now)
         inputs, gates = [], []
-        last = len(self._pre) - 1
+        r, current, residual, work = pack.r, pack.current, pack.residual, self._work
         for i, pre in enumerate(self._pre):
             inputs.append(h)
-            tanh_in, sigmoid_in = torch.addmm(pre, h, self.current[i]).chunk(2, dim=1)
-            z = torch.tanh(tanh_in) * torch.sigmoid(sigmoid_in)
+            if work is None:  # recording: fresh tensors only
+                a = torch.addmm(pre, h, current[i])
+                a[:, :r].tanh_()
+            else:  # preallocated gate inputs and views of their tanh halves
+                a = torch.addmm(pre, h, current[i], out=work[i][0])
+                work[i][1].tanh_()
+            z = F.glu(a, 1)  # tanh(a[:, :R]) * sigmoid(a[:, R:])
             gates.append(z)
-            if i < last:  # the last block's residual output feeds nothing
-                w, b = self.residual[i]
-                h = torch.addmm(h, z, w) + b
+            if i < len(residual):  # the last block's residual output feeds nothing
+                h = torch.addmm(h, z, residual[i])
         self.layer_inputs = inputs
-        return torch.relu(torch.addmm(self.skip_bias, torch.cat(gates, dim=1), self.skip_weight))
+        skip = torch.addmm(pack.skip_bias, torch.cat(gates, dim=1), pack.skip_weight)
+        return skip.relu_()
 
     def close_step(self) -> None:
         # The hidden units of the last params() call are exact: hidden degrees stop at C - 1,
@@ -259,6 +263,104 @@ class WaveNetStream(SequenceStream):
         if not self.layer_inputs:  # a step without params() calls (no channel order)
             self.step_features()
         self.input_step.push(self.t, self.x_now)
-        for buffer, h in zip(self.block_buffers, self.layer_inputs, strict=True):
-            buffer.push(self.t, h)
+        self.ring = self.pack.push(self.ring, self.t, torch.stack(self.layer_inputs),
+                                   in_place=not self.recording)
         self.layer_inputs = []
+
+
+class PackedBlocks:
+    """The gated residual blocks of a :class:`WaveNet` packed for one-column-at-a-time work.
+
+    * ``current`` ``L x (R, 2R)``: current taps; ``past`` ``(L, (K - 1) R, 2R)``: past taps of
+      every block, stacked in the order of the ring reads.
+    * ``residual`` ``(L - 1) x (R, R)``: residual 1x1s; ``skip_weight`` ``(L R, skip)`` and the
+      summed ``skip_bias``: every skip 1x1 at once.
+    * The residual stream entering block ``i`` is ``h_i = g_i + offset_i`` with the constant
+      ``offset_i`` = sum of the residual biases of the blocks before ``i``; only ``g_i`` is
+      computed, and ``offset_i`` times the block's taps sits in ``gate_bias`` ``(L, 2R)``.
+    * The ring holds ``g_i`` at the last ``(K - 1) d_i`` steps of block ``i`` (dilation
+      ``d_i``), all blocks in one ``(rows, batch, R)`` tensor; ``read_rows`` and
+      ``write_rows`` ``(period, ...)`` give the rows of step ``t`` at index ``t % period``.
+      Rows before the first step hold ``-offset_i`` (``h_i = 0``: the causal zero padding).
+    """
+
+    def __init__(self, net: WaveNet):
+        blocks = list(net.blocks)
+        device = net.head_out.weight.device
+        self.blocks = len(blocks)
+        self.r = r = blocks[0].residual_channels
+        self.kernel_size = k = net.input_conv.kernel_size[0]
+        taps = [b.conv.tap_weights() for b in blocks]
+        res_skip = [(b.res_skip.tap_weights()[0], b.res_skip.bias) for b in blocks]
+        biases = [bias[:r] for _, bias in res_skip]
+        offsets = [torch.zeros_like(biases[0])]
+        for bias in biases[:-1]:
+            offsets.append(offsets[-1] + bias)
+        self.offsets = torch.stack(offsets)  # (L, R)
+        self.current = [current for current, _ in taps]
+        self.past = torch.stack([torch.cat([w for _, w in past], dim=0) for _, past in taps])
+        all_taps = [current + sum(w for _, w in past) for current, past in taps]
+        self.gate_bias = torch.stack([
+            b.conv.bias + off @ w for b, off, w in zip(blocks, offsets, all_taps, strict=True)
+        ])
+        self.residual = [w[:, :r] for w, _ in res_skip[:-1]]
+        self.skip_weight = torch.cat([w[:, r:] for w, _ in res_skip])
+        self.skip_bias = torch.stack([bias[r:] for _, bias in res_skip]).sum(0)
+        self.cond_weight = None
+        if blocks[0].cond is not None:  # (cond, L * 2R): every block's local 1x1
+            self.cond_weight = torch.cat([b.cond.weight[:, :, 0] for b in blocks]).t()
+        # Ring layout: block i owns rows offset[i] .. offset[i] + (K - 1) d_i.
+        dilations = [b.conv.dilation[0] for b in blocks]
+        self.lengths = [(k - 1) * d for d in dilations]
+        starts = [0]
+        for n in self.lengths[:-1]:
+            starts.append(starts[-1] + n)
+        self.starts = starts
+        self.rows = sum(self.lengths)
+        period = math.lcm(*self.lengths)
+        t = torch.arange(period)[:, None]
+        start, length = torch.tensor(starts), torch.tensor(self.lengths)
+        self.write_rows = (start + t % length).to(device)  # (period, L)
+        lags = torch.tensor([[j * d for j in range(1, k)] for d in dilations])  # (L, K - 1)
+        read = start[:, None] + (t[:, :, None] - lags) % length[:, None]  # (period, L, K - 1)
+        self.read_rows = read.reshape(period, -1).to(device)
+        self.period = period
+
+    def embed(self, net: WaveNet, ids: Tensor) -> Tensor:
+        """Global embeddings of every block ``(L, batch, 2R)``."""
+        return torch.stack([b.embed(ids) for b in net.blocks])
+
+    def local_bias(self, local: Tensor) -> Tensor:
+        """Local features ``(batch, cond, steps)`` -> block terms ``(steps, L, batch, 2R)``."""
+        out = torch.einsum("bcs,cg->sbg", local, self.cond_weight)
+        return rearrange(out, "s b (l g) -> s l b g", l=self.blocks)
+
+    def empty_ring(self, batch: int) -> Tensor:
+        """The ring before the first step: ``-offset_i`` in block ``i``'s rows."""
+        init = torch.cat([
+            (-off).expand(n, -1) for off, n in zip(self.offsets, self.lengths, strict=True)
+        ])
+        return init.unsqueeze(1).expand(-1, batch, -1).contiguous()
+
+    def fill_ring(self, ring: Tensor, inputs: list[Tensor], steps: int) -> Tensor:
+        """Load every block's input ``(batch, R, T0)`` at the steps before ``T0`` into the ring."""
+        ring = ring.clone()
+        for start, n, off, h in zip(self.starts, self.lengths, self.offsets, inputs, strict=True):
+            taus = torch.arange(max(0, steps - n), steps)
+            rows = start + taus % n
+            ring[rows] = rearrange(h[..., taus], "b r s -> s b r") - off
+        return ring
+
+    def past_preactivations(self, ring: Tensor, t: int, bias: Tensor) -> Tensor:
+        """Every block's gate input minus its current tap at step ``t``: ``(L, batch, 2R)``."""
+        reads = ring.index_select(0, self.read_rows[t % self.period])
+        if self.kernel_size > 2:  # (L (K - 1), batch, R) -> (L, batch, (K - 1) R)
+            reads = rearrange(reads, "(l k) b r -> l b (k r)", l=self.blocks)
+        return torch.baddbmm(bias, reads, self.past)
+
+    def push(self, ring: Tensor, t: int, inputs: Tensor, in_place: bool) -> Tensor:
+        """Store every block's input ``(L, batch, R)`` at step ``t`` (out of place if asked)."""
+        rows = self.write_rows[t % self.period]
+        if in_place:
+            return ring.index_copy_(0, rows, inputs)
+        return ring.index_copy(0, rows, inputs)

@@ -156,11 +156,10 @@ def test_ring_buffers_are_sized_by_lookback_not_length():
     net = layer.conditioner
     for length in (16, 4096):
         state = net.start_stream(1, None, length)
-        sizes = [len(state.input_step.buffer.slots)] + [
-            len(buffer.slots) for buffer in state.block_buffers
-        ]
+        sizes = [len(state.input_step.buffer.slots)] + state.pack.lengths
         assert sizes == [net.input_conv.lookback] + [b.conv.lookback for b in net.blocks]
         assert sum(sizes) == net.receptive_field - 1
+        assert state.ring.shape[0] == sum(state.pack.lengths)
 
 
 def test_ring_buffer_wraps():
