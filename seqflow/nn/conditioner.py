@@ -135,8 +135,9 @@ class SequenceConditioner(nn.Module):
 class SequenceStream:
     """Step-by-step evaluation shared by sequence conditioners (the stream-state protocol).
 
-    Subclasses compute the head's input at the current step in :meth:`step_features` and
-    commit the step in :meth:`close_step`. ``params(c)`` returns ``(batch, 2)``: the shift and
+    Subclasses compute the head's input at the current step in :meth:`step_features` (or
+    the head's hidden pre-activation directly in :meth:`head_hidden`) and commit the step in
+    :meth:`close_step`. ``params(c)`` returns ``(batch, 2)``: the shift and
     raw log-scale of channel ``c``, a view into the head's output.
     """
 
@@ -155,14 +156,21 @@ class SequenceStream:
         """Push the finished step ``t`` (with ``x_now`` complete) into the recurrent state."""
         raise NotImplementedError
 
+    def head_hidden(self) -> Tensor:
+        """The head's hidden pre-activation ``(batch, head_features)`` at step ``t``."""
+        (w1, b1), _ = self.head
+        return torch.addmm(b1, self.step_features(), w1)
+
     def params(self, channel: int) -> Tensor:
-        (w1, b1), (w2, b2) = self.head
-        out = torch.addmm(b2, torch.relu(torch.addmm(b1, self.step_features(), w1)), w2)
+        _, (w2, b2) = self.head
+        out = torch.addmm(b2, F.relu(self.head_hidden()), w2)
+        if self.channels == 1:
+            return out
         return out.view(-1, 2, self.channels)[:, :, channel]
 
     def feed(self, channel: int, value: Tensor) -> None:
         if self.channels == 1:
-            self.x_now = value.unsqueeze(1)
+            self.x_now = value.view(-1, 1)
         else:
             x = self.x_now.clone()
             x[:, channel] = value
@@ -170,5 +178,6 @@ class SequenceStream:
 
     def advance(self) -> None:
         self.close_step()
-        self.x_now = torch.zeros_like(self.x_now)
+        if self.channels > 1:  # one channel: feed() replaces x_now whole
+            self.x_now = torch.zeros_like(self.x_now)
         self.t += 1
