@@ -80,6 +80,18 @@ class CausalLSTM(SequenceConditioner):
         state, _ = self.lstm(self.lstm_inputs(shifted, cond, ids))
         return torch.cat([rearrange(state, "t b c -> b c t"), y], dim=1)
 
+    def chunk_features(
+        self, y: Tensor, cond: Tensor | None, ids: Tensor | None,
+        carry: tuple[Tensor, tuple[Tensor, Tensor]] | None,
+    ) -> tuple[Tensor, tuple[Tensor, tuple[Tensor, Tensor]]]:
+        """:meth:`features` of a chunk; ``carry`` is the last sample ``(batch, C, 1)`` before
+        the chunk and the LSTM state after it (None before the first chunk)."""
+        last, state = (y.new_zeros(y.shape[0], self.channels, 1), None) if carry is None else carry
+        shifted = torch.cat([last, y[..., :-1]], dim=-1)
+        out, state = self.lstm(self.lstm_inputs(shifted, cond, ids), state)
+        features = torch.cat([rearrange(out, "t b c -> b c t"), y], dim=1)
+        return features, (y[..., -1:], state)
+
     def start_stream(
         self, batch: int, context: Context, length: int, history: Tensor | None = None
     ) -> LSTMStream:

@@ -59,7 +59,12 @@ class GatedResidualBlock(nn.Module):
     def forward(
         self, h: Tensor, cond: Tensor | None = None, global_ids: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
-        a = self.conv(h)
+        return self.gate(self.conv(h), h, cond, global_ids)
+
+    def gate(
+        self, a: Tensor, h: Tensor, cond: Tensor | None, global_ids: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """The block after its dilated convolution ``a`` ``(batch, 2R, time)`` of ``h``."""
         if self.cond is not None:
             a = a + self.cond(cond)
         if self.embed is not None:
@@ -155,11 +160,35 @@ class WaveNet(SequenceConditioner):
     def features(self, y: Tensor, cond: Tensor | None, ids: Tensor | None) -> Tensor:
         return torch.relu(self.trunk(y, cond, ids)[0])
 
+    def chunk_features(
+        self, y: Tensor, cond: Tensor | None, ids: Tensor | None, carry: list[Tensor] | None
+    ) -> tuple[Tensor, list[Tensor]]:
+        """:meth:`features` of a chunk; ``carry`` holds every causal layer's last ``lookback``
+        inputs ``(batch, channels, lookback)`` before the chunk (zeros before the first)."""
+        layers = [self.input_conv] + [block.conv for block in self.blocks]
+        if carry is None:
+            carry = [y.new_zeros(y.shape[0], conv.in_channels, conv.lookback) for conv in layers]
+        extended = torch.cat([carry[0], y], dim=-1)
+        tails = [extended[..., extended.shape[-1] - self.input_conv.lookback:]]
+        h = _convolve_valid(self.input_conv, extended)
+        skip = None
+        for block, tail in zip(self.blocks, carry[1:], strict=True):
+            extended = torch.cat([tail, h], dim=-1)
+            tails.append(extended[..., extended.shape[-1] - block.conv.lookback:])
+            h, s = block.gate(_convolve_valid(block.conv, extended), h, cond, ids)
+            skip = s if skip is None else skip.add_(s)
+        return skip.relu_(), tails
+
     def start_stream(
         self, batch: int, context: Context, length: int, history: Tensor | None = None
     ) -> WaveNetStream:
         """A :class:`WaveNetStream` for ``length`` new steps after an optional ``history``."""
         return WaveNetStream(self, batch, context, length, history)
+
+
+def _convolve_valid(conv: MaskedCausalConv1d, x: Tensor) -> Tensor:
+    """``conv`` over ``x`` ``(batch, in, lookback + n)`` without padding: ``(batch, out, n)``."""
+    return F.conv1d(x, conv.effective_weight(), conv.bias, dilation=conv.dilation)
 
 
 class WaveNetStream(SequenceStream):
