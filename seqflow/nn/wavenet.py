@@ -14,12 +14,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
 from seqflow.checks import check_positive
+from seqflow.nn import wavenet_kernel
 from seqflow.nn.conditioner import SequenceConditioner, SequenceStream
 from seqflow.nn.context import Context
 from seqflow.nn.conv import MaskedCausalConv1d
@@ -93,7 +95,8 @@ class WaveNet(SequenceConditioner):
 
     ``forward(y, context)`` returns ``(shift, raw_log_scale)``, each shaped like ``y``; the last
     layer starts at zero so a flow built on it starts as the identity. :meth:`start_stream`
-    evaluates it one time step at a time in O(1) work per step.
+    evaluates it one time step at a time in O(1) work per step; the attribute ``step_mode``
+    (see :data:`STEP_MODES`) says how the steps run.
 
     >>> import torch
     >>> net = WaveNet(2, residual_channels=8, skip_channels=8, blocks=4)
@@ -138,6 +141,8 @@ class WaveNet(SequenceConditioner):
             )
             for i in range(blocks)
         )
+
+    step_mode: str = "auto"
 
     @property
     def receptive_field(self) -> int:
@@ -203,6 +208,9 @@ class WaveNetStream(SequenceStream):
     gates. Biases of the residual path are folded into the gate biases (the ring stores the
     residual stream minus its constant offset), so no per-block bias additions remain.
 
+    The column (blocks, skips and head) runs as chosen by ``net.step_mode`` (see
+    :data:`STEP_MODES`); every mode computes the same function.
+
     With ``C > 1`` channels the column is recomputed once per channel as it becomes known (the
     past-tap part is reused), so a time step costs ``C`` columns. ``history`` ``(batch, C, T0)``
     primes the buffers with one full pass; the context must then cover ``T0 + length`` samples.
@@ -231,15 +239,46 @@ class WaveNetStream(SequenceStream):
             self.bias = self.bias + pack.embed(net, ids)  # (L, batch, 2R)
         self.cond = cond
         self._cond_start, self._cond_bias = 0, None
-        self._work = None
-        if not self.recording:
-            gates = ref.new_empty(pack.blocks, batch, 2 * pack.r)
-            self._work = [(a, a[:, :pack.r]) for a in gates.unbind(0)]
-        self.layer_inputs: list[Tensor] = []
+        self.runs_sequences = self._use_kernel(net.step_mode, batch, ref)
+        self.column = self._column_function(net.step_mode, batch, ref)
+        self.layer_inputs: Tensor | None = None
+        self._kernel_args = None
         self._pre_t = -1
-        self._pre: tuple[Tensor, ...] = ()
+        self._pre = ref.new_empty(0)
         if history is not None:
             self._prime(history, cond, ids)
+
+    def _use_kernel(self, mode: str, batch: int, ref: Tensor) -> bool:
+        """Whether :meth:`run_sequence` runs the compiled kernel (see :data:`STEP_MODES`)."""
+        if mode not in STEP_MODES:
+            raise ValueError(f"WaveNet: step_mode must be one of {STEP_MODES}, got {mode!r}")
+        if mode not in ("auto", "kernel"):
+            return False
+        problem = None
+        if not wavenet_kernel.available():
+            problem = "numba is not installed"
+        elif self.channels != 1:
+            problem = f"it models one channel, this WaveNet {self.channels}"
+        elif ref.device.type != "cpu" or ref.dtype not in (torch.float32, torch.float64):
+            problem = f"it runs float32/float64 on CPU, got {ref.dtype} on {ref.device}"
+        elif self.recording:
+            problem = "it records no gradients (use torch.no_grad())"
+        if mode == "kernel" and problem is not None:
+            raise ValueError(f"WaveNet: step_mode='kernel' cannot run: {problem}")
+        return problem is None and (mode == "kernel" or batch <= KERNEL_MAX_BATCH)
+
+    def _column_function(self, mode: str, batch: int, ref: Tensor):
+        """``(pre, h0) -> (head output, block inputs)`` for the requested step mode."""
+        pack = self.pack
+        if self.recording or mode in ("eager", "auto", "kernel"):  # fresh tensors if recording
+            work = None if self.recording else pack.new_work(batch, ref)
+            return lambda pre, h: pack.column(pre, h, work)
+        if mode == "compile":
+            return lambda pre, h: compiled_column()(pre, h, *pack.column_weights())
+        if ref.device.type != "cuda":
+            raise ValueError(f"WaveNet: step_mode='cuda_graph' needs a CUDA model, got "
+                             f"{ref.device}")
+        return GraphedColumn(lambda pre, h: pack.column(pre, h, None))
 
     def _prime(self, history: Tensor, cond: Tensor | None, ids: Tensor | None) -> None:
         steps = history.shape[-1]
@@ -261,40 +300,170 @@ class WaveNetStream(SequenceStream):
             self._cond_bias = block
         return block[t - self._cond_start]
 
-    def step_features(self) -> Tensor:
-        """``relu(skip)`` ``(batch, skip)`` at step ``t`` (the past taps are reused per channel)."""
-        pack, t = self.pack, self.t
-        if self._pre_t != t:
-            self._pre = pack.past_preactivations(self.ring, t, self._bias_at(t)).unbind(0)
+    def params(self, channel: int) -> Tensor:
+        t = self.t
+        if self._pre_t != t:  # the past taps are reused by every channel of the step
+            self._pre = self.pack.past_preactivations(self.ring, t, self._bias_at(t))
             self._pre_t = t
-        h = self.input_step(t, self.x_now)
-        inputs, gates = [], []
-        r, current, residual, work = pack.r, pack.current, pack.residual, self._work
-        for i, pre in enumerate(self._pre):
-            inputs.append(h)
-            if work is None:  # recording: fresh tensors only
-                a = torch.addmm(pre, h, current[i])
-                a[:, :r].tanh_()
-            else:  # preallocated gate inputs and views of their tanh halves
-                a = torch.addmm(pre, h, current[i], out=work[i][0])
-                work[i][1].tanh_()
-            z = F.glu(a, 1)  # tanh(a[:, :R]) * sigmoid(a[:, R:])
-            gates.append(z)
-            if i < len(residual):  # the last block's residual output feeds nothing
-                h = torch.addmm(h, z, residual[i])
-        self.layer_inputs = inputs
-        skip = torch.addmm(pack.skip_bias, torch.cat(gates, dim=1), pack.skip_weight)
-        return skip.relu_()
+        out, self.layer_inputs = self.column(self._pre, self.input_step(t, self.x_now))
+        if self.channels == 1:
+            return out
+        return out.view(-1, 2, self.channels)[:, :, channel]
+
+    def run_sequence(self, u: Tensor, bound: float, generate: bool) -> tuple[Tensor, Tensor]:
+        """The next ``T`` steps of a flow layer on this conditioner in compiled loops.
+
+        ``u`` ``(batch, 1, T)`` is the layer's input (noise when ``generate``, data otherwise);
+        returns the result ``(batch, 1, T)`` and the summed log-scales ``(batch,)`` of
+        ``soft_clamp(raw, bound)``. Only when :attr:`runs_sequences` is true.
+        """
+        if not self.runs_sequences:
+            raise ValueError("WaveNetStream.run_sequence: the compiled kernel does not apply "
+                             "to this stream (see WaveNet.step_mode)")
+        if self.layer_inputs is not None:
+            raise ValueError("WaveNetStream.run_sequence: called in the middle of a step")
+        if self._kernel_args is None:
+            self._kernel_args = self._kernel_arrays()
+        x_ring, weights = self._kernel_args
+        batch, _, steps = u.shape
+        inputs = u[:, 0].contiguous()
+        out = torch.empty_like(inputs)
+        logdet = inputs.new_zeros(batch)
+        chunk = steps if self.cond is None else max(1, self.COND_CHUNK // batch)
+        for start in range(0, steps, chunk):
+            end = min(start + chunk, steps)
+            if self.cond is None:
+                bias = self.bias.unsqueeze(0)
+            else:
+                bias = self.pack.local_bias(self.cond[..., self.t:self.t + end - start])
+                bias = bias + self.bias
+            piece = inputs[:, start:end].contiguous()  # contiguous: one compiled variant
+            result = torch.empty_like(piece)
+            wavenet_kernel.run(
+                piece.numpy(), result.numpy(), logdet.numpy(), self.t, self.ring.numpy(), x_ring,
+                *weights[:2], bias.contiguous().numpy(), *weights[2:], float(bound), generate,
+            )
+            out[:, start:end] = result
+            self.t += end - start
+        return out.unsqueeze(1), logdet
+
+    def _kernel_arrays(self):
+        """The x history ring ``(K - 1, batch)`` and the weights as numpy arrays."""
+        pack, taps = self.pack, self.pack.kernel_size - 1
+        x_ring = np.zeros((taps, self.batch), dtype=self.ring.numpy().dtype)
+        for lag in range(1, taps + 1):  # what the eager input stepper holds before step t
+            x_ring[(self.t - lag) % taps] = self.input_step.buffer.read(self.t, lag)[:, 0]
+        residual = torch.stack([*pack.residual, torch.zeros_like(pack.current[0][:, :pack.r])])
+        in_past = torch.stack([w[0] for _, w in self.input_step.past])
+        w1, b1, w2, b2 = pack.head
+        arrays = [
+            pack.read_rows.view(pack.period, pack.blocks, taps), pack.write_rows,
+            pack.past.view(pack.blocks, taps, pack.r, 2 * pack.r), torch.stack(pack.current),
+            residual, pack.skip_weight.view(pack.blocks, pack.r, -1), pack.skip_bias, in_past,
+            self.input_step.bias, w1, b1, w2, b2,
+        ]
+        return x_ring, [a.detach().contiguous().numpy() for a in arrays]
 
     def close_step(self) -> None:
         # The hidden units of the last params() call are exact: hidden degrees stop at C - 1,
         # so none of them reads the last channel of the current step.
-        if not self.layer_inputs:  # a step without params() calls (no channel order)
-            self.step_features()
+        if self.layer_inputs is None:  # a step without params() calls (no channel order)
+            self.params(0)
         self.input_step.push(self.t, self.x_now)
-        self.ring = self.pack.push(self.ring, self.t, torch.stack(self.layer_inputs),
+        self.ring = self.pack.push(self.ring, self.t, self.layer_inputs,
                                    in_place=not self.recording)
-        self.layer_inputs = []
+        self.layer_inputs = None
+
+
+STEP_MODES = ("auto", "eager", "kernel", "compile", "cuda_graph")
+"""How :class:`WaveNetStream` runs (set ``WaveNet.step_mode``; default ``"auto"``).
+
+* ``"auto"``: ``"kernel"`` where it applies and the batch is at most
+  :data:`KERNEL_MAX_BATCH`, else ``"eager"`` (the fastest choices measured in
+  ``docs/benchmarks.md``).
+* ``"eager"``: a column is a few dozen PyTorch operations; the reference.
+* ``"kernel"``: whole sequences of a layer in numba-compiled loops
+  (:mod:`seqflow.nn.wavenet_kernel`): one channel, CPU, float32/float64, no gradient recording;
+  step-by-step protocol calls (``params``/``feed``) still run eagerly.
+* ``"compile"``: the column through ``torch.compile`` (compiled once per process and batch
+  size; the first call pays the compilation).
+* ``"cuda_graph"``: the column captured once per stream in a CUDA graph and replayed at every
+  step (CUDA models; without gradient recording, else the eager step runs).
+"""
+
+KERNEL_MAX_BATCH = 32
+"""Largest batch for which ``"auto"`` picks the compiled kernel over batched eager matmuls."""
+
+_COMPILED = None
+
+
+def compiled_column():
+    """:func:`column` through ``torch.compile``, created on first use."""
+    global _COMPILED
+    if _COMPILED is None:
+        _COMPILED = torch.compile(column, dynamic=False, fullgraph=True)
+    return _COMPILED
+
+
+def column(
+    pre: Tensor, h: Tensor, current: list[Tensor], residual: list[Tensor], skip_weight: Tensor,
+    skip_bias: Tensor, head: tuple[Tensor, Tensor, Tensor, Tensor],
+    work: list[tuple[Tensor, Tensor]] | None = None,
+) -> tuple[Tensor, Tensor]:
+    """One column of the WaveNet above its input convolution (see :class:`PackedBlocks`).
+
+    ``pre`` ``(L, batch, 2R)``: every block's gate input without its current tap; ``h``
+    ``(batch, R)``: the first block's input. Returns the head's output ``(batch, 2C)`` and the
+    input of every block ``(L, batch, R)`` (residual offsets removed). ``work``: preallocated
+    gate inputs and views of their tanh halves (only without gradient recording).
+    """
+    inputs, gates = [], []
+    r = h.shape[1]
+    for i, p in enumerate(pre.unbind(0)):
+        inputs.append(h)
+        if work is None:
+            a = torch.addmm(p, h, current[i])
+            a[:, :r].tanh_()
+        else:
+            a = torch.addmm(p, h, current[i], out=work[i][0])
+            work[i][1].tanh_()
+        z = F.glu(a, 1)  # tanh(a[:, :R]) * sigmoid(a[:, R:])
+        gates.append(z)
+        if i < len(residual):  # the last block's residual output feeds nothing
+            h = torch.addmm(h, z, residual[i])
+    skip = torch.addmm(skip_bias, torch.cat(gates, dim=1), skip_weight).relu_()
+    w1, b1, w2, b2 = head
+    out = torch.addmm(b2, torch.addmm(b1, skip, w1).relu_(), w2)
+    return out, torch.stack(inputs)
+
+
+class GraphedColumn:
+    """A column function captured in a CUDA graph on its first call and replayed after.
+
+    Inputs are copied into static buffers; the returned tensors are the graph's static
+    outputs, overwritten by the next call.
+    """
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.graph = None
+
+    def __call__(self, pre: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        if self.graph is None:
+            self.pre, self.h = pre.clone(), h.clone()
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):  # warm-up outside the capture, as CUDA graphs need
+                for _ in range(2):
+                    self.fn(self.pre, self.h)
+            torch.cuda.current_stream().wait_stream(side)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.out = self.fn(self.pre, self.h)
+        self.pre.copy_(pre)
+        self.h.copy_(h)
+        self.graph.replay()
+        return self.out
 
 
 class PackedBlocks:
@@ -335,6 +504,8 @@ class PackedBlocks:
         self.residual = [w[:, :r] for w, _ in res_skip[:-1]]
         self.skip_weight = torch.cat([w[:, r:] for w, _ in res_skip])
         self.skip_bias = torch.stack([bias[r:] for _, bias in res_skip]).sum(0)
+        (w1, b1), (w2, b2) = net.head_weights()
+        self.head = (w1, b1, w2, b2)
         self.cond_weight = None
         if blocks[0].cond is not None:  # (cond, L * 2R): every block's local 1x1
             self.cond_weight = torch.cat([b.cond.weight[:, :, 0] for b in blocks]).t()
@@ -354,6 +525,19 @@ class PackedBlocks:
         read = start[:, None] + (t[:, :, None] - lags) % length[:, None]  # (period, L, K - 1)
         self.read_rows = read.reshape(period, -1).to(device)
         self.period = period
+
+    def column_weights(self) -> tuple:
+        """The weight arguments of :func:`column`."""
+        return self.current, self.residual, self.skip_weight, self.skip_bias, self.head
+
+    def column(self, pre: Tensor, h: Tensor, work: list | None) -> tuple[Tensor, Tensor]:
+        """:func:`column` with these weights."""
+        return column(pre, h, *self.column_weights(), work)
+
+    def new_work(self, batch: int, like: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """Preallocated gate inputs of every block and views of their tanh halves."""
+        gates = like.new_empty(self.blocks, batch, 2 * self.r)
+        return [(a, a[:, :self.r]) for a in gates.unbind(0)]
 
     def embed(self, net: WaveNet, ids: Tensor) -> Tensor:
         """Global embeddings of every block ``(L, batch, 2R)``."""

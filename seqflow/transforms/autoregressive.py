@@ -204,6 +204,14 @@ def sequential(
             layer.conditioner.start_stream(batch, context, length, h)
             for layer, h in zip(order, histories, strict=True)
         ]
+        if not vector and all(getattr(state, "runs_sequences", False) for state in states):
+            # Whole sequences, layer after layer: the same result as visiting the layers at
+            # every step, since this call returns only when every step is done.
+            u, logdet = u_all, u_all.new_zeros(batch)
+            for layer, state in zip(order, states, strict=True):
+                u, layer_logdet = state.run_sequence(u, layer.log_scale_bound, generate)
+                logdet = logdet + layer_logdet
+            return u, (logdet if generate else -logdet)
         plan = [(state, state.order, layer.log_scale_bound)
                 for layer, state in zip(order, states, strict=True)]
         step = _step_one_channel if channels == 1 else _step_channels
