@@ -12,6 +12,7 @@ input shifted by one step.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
@@ -231,7 +232,7 @@ class WaveNetStream(SequenceStream):
         self.batch = batch
         self.recording = torch.is_grad_enabled()
         cond, ids = net.conditioning(context, batch, past + length)
-        self.pack = pack = PackedBlocks(net)
+        self.pack = pack = PackedBlocks.of(net, self.recording)
         self.input_step = CausalConvStepper(net.input_conv, batch, ref.new_zeros(()))
         self.ring = pack.empty_ring(batch)
         self.bias = pack.gate_bias.unsqueeze(1)  # (L, 1, 2R)
@@ -349,20 +350,11 @@ class WaveNetStream(SequenceStream):
 
     def _kernel_arrays(self):
         """The x history ring ``(K - 1, batch)`` and the weights as numpy arrays."""
-        pack, taps = self.pack, self.pack.kernel_size - 1
+        taps = self.pack.kernel_size - 1
         x_ring = np.zeros((taps, self.batch), dtype=self.ring.numpy().dtype)
         for lag in range(1, taps + 1):  # what the eager input stepper holds before step t
             x_ring[(self.t - lag) % taps] = self.input_step.buffer.read(self.t, lag)[:, 0]
-        residual = torch.stack([*pack.residual, torch.zeros_like(pack.current[0][:, :pack.r])])
-        in_past = torch.stack([w[0] for _, w in self.input_step.past])
-        w1, b1, w2, b2 = pack.head
-        arrays = [
-            pack.read_rows.view(pack.period, pack.blocks, taps), pack.write_rows,
-            pack.past.view(pack.blocks, taps, pack.r, 2 * pack.r), torch.stack(pack.current),
-            residual, pack.skip_weight.view(pack.blocks, pack.r, -1), pack.skip_bias, in_past,
-            self.input_step.bias, w1, b1, w2, b2,
-        ]
-        return x_ring, [a.detach().contiguous().numpy() for a in arrays]
+        return x_ring, self.pack.kernel_weights(self.input_step)
 
     def close_step(self) -> None:
         # The hidden units of the last params() call are exact: hidden degrees stop at C - 1,
@@ -390,6 +382,8 @@ STEP_MODES = ("auto", "eager", "kernel", "compile", "cuda_graph")
 * ``"cuda_graph"``: the column captured once per stream in a CUDA graph and replayed at every
   step (CUDA models; without gradient recording, else the eager step runs).
 """
+
+_PACKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 KERNEL_MAX_BATCH = 32
 """Largest batch for which ``"auto"`` picks the compiled kernel over batched eager matmuls."""
@@ -525,6 +519,38 @@ class PackedBlocks:
         read = start[:, None] + (t[:, :, None] - lags) % length[:, None]  # (period, L, K - 1)
         self.read_rows = read.reshape(period, -1).to(device)
         self.period = period
+        self._kernel_weights: list[np.ndarray] | None = None
+
+    @classmethod
+    def of(cls, net: WaveNet, recording: bool) -> PackedBlocks:
+        """The packed blocks of ``net``, reused while its parameters and buffers are unchanged
+        (not while recording gradients: then the packing is part of the graph)."""
+        if recording:
+            return cls(net)
+        key = tuple((t.data_ptr(), t._version, t.dtype, t.device)
+                    for t in (*net.parameters(), *net.buffers()))
+        cached = _PACKED.get(net)
+        if cached is None or cached[0] != key:
+            cached = (key, cls(net))
+            _PACKED[net] = cached
+        return cached[1]
+
+    def kernel_weights(self, input_step: CausalConvStepper) -> list[np.ndarray]:
+        """The weights in the layouts of :mod:`seqflow.nn.wavenet_kernel` (numpy, cached)."""
+        if self._kernel_weights is None:
+            taps = self.kernel_size - 1
+            residual = torch.stack([*self.residual,
+                                    torch.zeros_like(self.current[0][:, :self.r])])
+            in_past = torch.stack([w[0] for _, w in input_step.past])
+            w1, b1, w2, b2 = self.head
+            arrays = [
+                self.read_rows.view(self.period, self.blocks, taps), self.write_rows,
+                self.past.view(self.blocks, taps, self.r, 2 * self.r), torch.stack(self.current),
+                residual, self.skip_weight.view(self.blocks, self.r, -1), self.skip_bias,
+                in_past, input_step.bias, w1, b1, w2, b2,
+            ]
+            self._kernel_weights = [a.detach().contiguous().numpy() for a in arrays]
+        return self._kernel_weights
 
     def column_weights(self) -> tuple:
         """The weight arguments of :func:`column`."""

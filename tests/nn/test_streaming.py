@@ -262,3 +262,17 @@ def test_unknown_or_impossible_step_modes_fail_loudly():
     net.step_mode = "cuda_graph"
     with torch.no_grad(), pytest.raises(ValueError, match="cuda_graph"):
         net.start_stream(1, None, 4)
+
+
+@pytest.mark.parametrize("mode", ["eager", "kernel"])
+def test_streams_follow_in_place_weight_updates(mode):
+    """Packed weights are reused between calls only while no parameter has changed."""
+    stack = _set_step_mode(build("maf", 1, cond=False, layers=1), mode)
+    z = torch.randn(2, 1, 40)
+    with torch.no_grad():
+        stack.inverse(z)  # packs and caches the weights
+        for p in stack.parameters():
+            p.add_(0.1 * torch.randn_like(p))  # an optimizer step, in place
+        x, _ = stack.inverse(z)
+        z_back, _ = stack(x)
+    torch.testing.assert_close(z_back, z, rtol=RTOL, atol=ATOL)
