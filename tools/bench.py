@@ -1,7 +1,9 @@
-"""Benchmarks of the MAF/IAF trade-off.
+"""Benchmarks of the MAF/IAF trade-off and of the sequential direction's speed.
 
     python tools/bench.py vectors [--dims 8 64 256] [--batch 1024] [--json out.json]
     python tools/bench.py sequences ...   # tools/bench_sequences.py (sequence flows)
+    python tools/bench.py maf-stack [--json out.json]
+    python tools/bench.py speed --before DIR [--rounds 2] [--json out.json]
     python tools/bench.py all
 
 ``vectors`` times one MAF layer and one IAF layer (MADE conditioner, two hidden layers of width
@@ -9,14 +11,27 @@
 pass), MAF sample (degree-sliced stream), IAF sample (one pass), IAF log_prob (stream), IAF
 sample_and_log_prob (one pass), and MAF sample on the naive D-pass path for reference. It checks
 that streamed and naive samples agree and prints a markdown table.
+
+``maf-stack`` times sampling against log_prob of 5-layer MAFs (D = 64 with MADE 128 x 2, and
+D = 256 with MADE 256 x 2) at batch 256 and 1024 with 1 and 2 process threads, interleaved.
+
+``speed`` is the before/after comparison of issue 14 from one command: it runs the
+``maf-stack`` section and the streaming-step section of ``tools/bench_sequences.py`` in
+subprocesses, alternating between the source tree ``--before`` (e.g. an unpacked older commit)
+and this tree for ``--rounds`` rounds, then the chunked one-pass section once in this tree
+(chunked and whole passes interleaved in one process), and prints the tables with medians.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +40,9 @@ import torch
 
 from seqflow.distributions import Flow, StandardNormal
 from seqflow.transforms.maf import IAF, MAF
+from seqflow.transforms.stacks import maf_steps
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def median_seconds(fn: Callable[[], object], repeats: int, warmup: int, device: torch.device):
@@ -108,10 +126,145 @@ def vector_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def bench_maf_stack(shapes: list[tuple[int, int]], batches: list[int], threads: list[int],
+                    repeats: int) -> list[dict]:
+    """Sample vs log_prob of a 5-layer MAF (``maf_steps``) per (D, hidden, batch, threads)."""
+    rows = []
+    for features, hidden in shapes:
+        torch.manual_seed(0)
+        flow = Flow(maf_steps(features, 5, hidden_features=hidden), StandardNormal(features))
+        with torch.no_grad():
+            for p in flow.parameters():
+                p.normal_(0.0, 0.02)
+        flow.eval()
+        for batch in batches:
+            x = torch.randn(batch, features)
+            times: dict = {(th, op): [] for th in threads for op in ("sample", "log_prob")}
+            with torch.no_grad():
+                for th in threads:  # warm-up: caches, thread pools
+                    torch.set_num_threads(th)
+                    flow.sample(batch)
+                    flow.log_prob(x, validate=False)
+                for _ in range(repeats):
+                    for th in threads:  # interleaved: load changes hit every config alike
+                        torch.set_num_threads(th)
+                        for op, fn in (("sample", lambda: flow.sample(batch)),  # noqa: B023
+                                       ("log_prob", lambda: flow.log_prob(x, validate=False))):  # noqa: B023
+                            start, cpu = time.perf_counter(), time.process_time()
+                            fn()
+                            times[(th, op)].append((time.perf_counter() - start,
+                                                    time.process_time() - cpu))
+            for th in threads:
+                sample = statistics.median(t for t, _ in times[(th, "sample")])
+                log_prob = statistics.median(t for t, _ in times[(th, "log_prob")])
+                cpu_sample = statistics.median(c for _, c in times[(th, "sample")])
+                cpu_log_prob = statistics.median(c for _, c in times[(th, "log_prob")])
+                rows.append({"features": features, "hidden": hidden, "batch": batch,
+                             "process_threads": th, "sample_s": sample, "log_prob_s": log_prob,
+                             "sample_over_log_prob": sample / log_prob,
+                             "cpu_sample_over_log_prob": cpu_sample / cpu_log_prob})
+                print(json.dumps(rows[-1]), flush=True)
+    torch.set_num_threads(1)
+    return rows
+
+
+def maf_stack_table(rows: list[dict]) -> str:
+    lines = ["| D | MADE | batch | process threads | sample | log_prob | sample / log_prob "
+             "(wall) | sample / log_prob (CPU) |", "|" + "---|" * 8]
+    for r in rows:
+        lines.append(f"| {r['features']} | {r['hidden']} x 2 | {r['batch']} | "
+                     f"{r['process_threads']} | {1e3 * r['sample_s']:.1f} ms | "
+                     f"{1e3 * r['log_prob_s']:.2f} ms | {r['sample_over_log_prob']:.1f}x | "
+                     f"{r['cpu_sample_over_log_prob']:.1f}x |")
+    return "\n".join(lines)
+
+
+def _child(tree: Path, argv: list[str]) -> dict:
+    """Run a benchmark script of this folder against the seqflow of ``tree``; its JSON."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.json"
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        subprocess.run([sys.executable, *argv, "--json", str(out)], check=True, env=env,
+                       cwd=ROOT, stdout=subprocess.DEVNULL)
+        return json.loads(out.read_text())
+
+
+def _median_rows(runs: list[list[dict]], keys: tuple[str, ...], values: tuple[str, ...]):
+    """Rows of several runs merged by ``keys``, each value the median over the runs."""
+    merged: dict = {}
+    for rows in runs:
+        for r in rows:
+            merged.setdefault(tuple(r[k] for k in keys), []).append(r)
+    out = []
+    for key, group in merged.items():
+        row = dict(zip(keys, key, strict=True))
+        for v in values:
+            row[v] = statistics.median(g[v] for g in group)
+        row["runs"] = len(group)
+        out.append(row)
+    return out
+
+
+def bench_speed(before: Path, rounds: int, one_pass: list[str]) -> dict:
+    """Issue 14's before/after tables (see the module docstring)."""
+    tools = Path(__file__).resolve().parent
+    trees = {"before": before.resolve(), "after": ROOT}
+    stack: dict = {name: [] for name in trees}
+    stream: dict = {name: [] for name in trees}
+    for _ in range(rounds):
+        for name, tree in trees.items():
+            stack[name].append(_child(tree, [str(tools / "bench.py"), "maf-stack"])["maf_stack"])
+            stream[name].append(_child(tree, [str(tools / "bench_sequences.py"), "--section",
+                                              "stream"]))
+            print(f"round done: {name}", flush=True)
+    report: dict = {"rounds": rounds}
+    for name in trees:
+        report[f"maf_stack_{name}"] = _median_rows(
+            stack[name], ("features", "hidden", "batch", "process_threads"),
+            ("sample_s", "log_prob_s", "sample_over_log_prob", "cpu_sample_over_log_prob"))
+        report[f"stream_{name}"] = _median_rows(
+            [run["rows"] for run in stream[name]], ("batch", "mode", "process_threads"),
+            ("us_per_step", "cpu_us_per_step", "samples_per_s", "x_realtime_16k",
+             "matmul_fraction", "over_one_pass", "cpu_over_one_pass"))
+        report[f"stream_{name}_scalars"] = {
+            key: statistics.median(run[key] for run in stream[name])
+            for key in ("matmul_flops_per_s_1_thread", "one_pass_s_per_sample_T4096_b1",
+                        "one_pass_cpu_s_per_sample_T4096_b1", "flops_per_step_per_sample")}
+    report["one_pass"] = _child(ROOT, [str(tools / "bench_sequences.py"), "--section",
+                                       "one-pass", *one_pass])
+    return report
+
+
+def speed_tables(report: dict) -> str:
+    parts = []
+    for name in ("before", "after"):
+        scalars = report[f"stream_{name}_scalars"]
+        parts.append(
+            f"Streaming step, {name} (medians of {report['rounds']} runs): one streaming step "
+            f"is {scalars['flops_per_step_per_sample'] / 1e3:.1f} kFLOP per sample; measured "
+            f"matmul throughput {scalars['matmul_flops_per_s_1_thread'] / 1e9:.1f} GFLOP/s on "
+            f"1 thread; one-pass density at T = 4096, batch 1: "
+            f"{1e6 * scalars['one_pass_s_per_sample_T4096_b1']:.2f} us per sample.\n")
+        import bench_sequences
+
+        parts.append(bench_sequences.stream_table({"rows": report[f"stream_{name}"]}))
+        parts.append(f"\n5-layer MAF, {name}:\n")
+        parts.append(maf_stack_table(report[f"maf_stack_{name}"]))
+        parts.append("")
+    import bench_sequences
+
+    parts.append("One-pass IAF sampling, chunked vs whole:\n")
+    parts.append(bench_sequences.one_pass_table(report["one_pass"]["rows"]))
+    return "\n".join(parts)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="seqflow benchmarks")
-    parser.add_argument("section", choices=["vectors", "sequences", "all"], nargs="?",
-                        default="all")
+    parser.add_argument("section", choices=["vectors", "sequences", "maf-stack", "speed", "all"],
+                        nargs="?", default="all")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="speed: the source tree (holding a seqflow package) to compare with")
+    parser.add_argument("--rounds", type=int, default=2, help="speed: alternating rounds")
     parser.add_argument("--dims", nargs="+", type=int, default=[8, 64, 256])
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=None,
@@ -128,6 +281,16 @@ def main(argv: list[str] | None = None) -> None:
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
                     "torch": torch.__version__, "threads": args.threads, "device": str(device)},
     }
+    if args.section == "maf-stack":
+        report["maf_stack"] = bench_maf_stack([(64, 128), (256, 256)], [256, 1024], [1, 2],
+                                              5 if args.repeats is None else args.repeats)
+        print(maf_stack_table(report["maf_stack"]))
+    if args.section == "speed":
+        if args.before is None or not (args.before / "seqflow").is_dir():
+            raise ValueError(f"bench.py speed: --before must be a source tree holding a seqflow "
+                             f"package, got {args.before}")
+        report["speed"] = bench_speed(args.before, args.rounds, rest)
+        print(speed_tables(report["speed"]))
     if args.section in ("vectors", "all"):
         repeats = 15 if args.repeats is None else args.repeats
         rows = bench_vectors(args.dims, args.batch, repeats, device, args.naive_max_dim)

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqflow.checks import check_floating, check_positive
+from seqflow.nn.chunking import chunk_steps
 from seqflow.nn.context import Context, prepare_conditioning, split_context
 from seqflow.nn.conv import MaskedCausalConv1d
 from seqflow.nn.masks import hidden_degrees, input_degrees
@@ -107,12 +108,40 @@ class SequenceConditioner(nn.Module):
         """The head's input ``(batch, head_in, time)`` for the whole sequence."""
         raise NotImplementedError
 
+    def chunk_features(
+        self, y: Tensor, cond: Tensor | None, ids: Tensor | None, carry: object | None
+    ) -> tuple[Tensor, object]:
+        """:meth:`features` of the chunk ``y`` ``(batch, C, n)`` that follows the chunks whose
+        ``carry`` is given (None before the first chunk); returns the features and the carry
+        of the next chunk (see :mod:`seqflow.nn.chunking`). Optional for subclasses."""
+        raise NotImplementedError
+
     def forward(self, y: Tensor, context: Context = None) -> tuple[Tensor, Tensor]:
-        """``(batch, C, time) -> (shift, raw_log_scale)``, both ``(batch, C, time)``."""
+        """``(batch, C, time) -> (shift, raw_log_scale)``, both ``(batch, C, time)``.
+
+        Without gradient recording a long sequence runs in chunks (:mod:`seqflow.nn.chunking`).
+        """
         self.check_input(y)
-        cond, ids = self.conditioning(context, y.shape[0], y.shape[-1])
-        out = self.head_out(F.relu(self.head_hidden(self.features(y, cond, ids))))
+        batch, _, length = y.shape
+        cond, ids = self.conditioning(context, batch, length)
+        steps = None
+        if type(self).chunk_features is not SequenceConditioner.chunk_features:
+            steps = chunk_steps(batch, length, self.receptive_field)
+        if steps is None:
+            out = self.apply_head(self.features(y, cond, ids))
+        else:
+            out = y.new_empty(batch, 2 * self.channels, length)
+            carry = None
+            for start in range(0, length, steps):
+                end = min(start + steps, length)
+                local = None if cond is None else cond[..., start:end]
+                features, carry = self.chunk_features(y[..., start:end], local, ids, carry)
+                out[..., start:end] = self.apply_head(features)
         return out[:, : self.channels], out[:, self.channels :]
+
+    def apply_head(self, features: Tensor) -> Tensor:
+        """The masked head: ``(batch, head_in, time) -> (batch, 2 C, time)``."""
+        return self.head_out(F.relu(self.head_hidden(features)))
 
     def num_sequential_steps(self, y_like: Tensor) -> int:
         """Full passes the naive sequential path needs: one per (time, channel) element."""
@@ -135,8 +164,9 @@ class SequenceConditioner(nn.Module):
 class SequenceStream:
     """Step-by-step evaluation shared by sequence conditioners (the stream-state protocol).
 
-    Subclasses compute the head's input at the current step in :meth:`step_features` and
-    commit the step in :meth:`close_step`. ``params(c)`` returns ``(batch, 2)``: the shift and
+    Subclasses compute the head's input at the current step in :meth:`step_features` (or
+    the head's hidden pre-activation directly in :meth:`head_hidden`) and commit the step in
+    :meth:`close_step`. ``params(c)`` returns ``(batch, 2)``: the shift and
     raw log-scale of channel ``c``, a view into the head's output.
     """
 
@@ -155,14 +185,21 @@ class SequenceStream:
         """Push the finished step ``t`` (with ``x_now`` complete) into the recurrent state."""
         raise NotImplementedError
 
+    def head_hidden(self) -> Tensor:
+        """The head's hidden pre-activation ``(batch, head_features)`` at step ``t``."""
+        (w1, b1), _ = self.head
+        return torch.addmm(b1, self.step_features(), w1)
+
     def params(self, channel: int) -> Tensor:
-        (w1, b1), (w2, b2) = self.head
-        out = torch.addmm(b2, torch.relu(torch.addmm(b1, self.step_features(), w1)), w2)
+        _, (w2, b2) = self.head
+        out = torch.addmm(b2, F.relu(self.head_hidden()), w2)
+        if self.channels == 1:
+            return out
         return out.view(-1, 2, self.channels)[:, :, channel]
 
     def feed(self, channel: int, value: Tensor) -> None:
         if self.channels == 1:
-            self.x_now = value.unsqueeze(1)
+            self.x_now = value.view(-1, 1)
         else:
             x = self.x_now.clone()
             x[:, channel] = value
@@ -170,5 +207,6 @@ class SequenceStream:
 
     def advance(self) -> None:
         self.close_step()
-        self.x_now = torch.zeros_like(self.x_now)
+        if self.channels > 1:  # one channel: feed() replaces x_now whole
+            self.x_now = torch.zeros_like(self.x_now)
         self.t += 1

@@ -80,6 +80,18 @@ class CausalLSTM(SequenceConditioner):
         state, _ = self.lstm(self.lstm_inputs(shifted, cond, ids))
         return torch.cat([rearrange(state, "t b c -> b c t"), y], dim=1)
 
+    def chunk_features(
+        self, y: Tensor, cond: Tensor | None, ids: Tensor | None,
+        carry: tuple[Tensor, tuple[Tensor, Tensor]] | None,
+    ) -> tuple[Tensor, tuple[Tensor, tuple[Tensor, Tensor]]]:
+        """:meth:`features` of a chunk; ``carry`` is the last sample ``(batch, C, 1)`` before
+        the chunk and the LSTM state after it (None before the first chunk)."""
+        last, state = (y.new_zeros(y.shape[0], self.channels, 1), None) if carry is None else carry
+        shifted = torch.cat([last, y[..., :-1]], dim=-1)
+        out, state = self.lstm(self.lstm_inputs(shifted, cond, ids), state)
+        features = torch.cat([rearrange(out, "t b c -> b c t"), y], dim=1)
+        return features, (y[..., -1:], state)
+
     def start_stream(
         self, batch: int, context: Context, length: int, history: Tensor | None = None
     ) -> LSTMStream:
@@ -87,7 +99,17 @@ class CausalLSTM(SequenceConditioner):
 
 
 class LSTMStream(SequenceStream):
-    """Step-by-step :class:`CausalLSTM`: one LSTM cell step per time step (O(1) per step)."""
+    """Step-by-step :class:`CausalLSTM`: one fused LSTM cell per layer and time step.
+
+    The local features and the global embedding enter the first layer's gates through a
+    term known up front; it is computed for many steps at once and passed as that layer's
+    input bias, so the per-step input is just the previous sample ``(batch, C)``. The head's
+    first layer splits into the LSTM-state part (once per step) and the current-channels part
+    (once per channel; it is exactly zero for ``C = 1`` and skipped).
+    """
+
+    # Input terms of the first layer are computed for this many values (steps x batch) at once.
+    COND_CHUNK = 1 << 14
 
     def __init__(
         self, net: CausalLSTM, batch: int, context: Context, length: int, history: Tensor | None
@@ -95,31 +117,71 @@ class LSTMStream(SequenceStream):
         past = 0 if history is None else history.shape[-1]
         super().__init__(net, batch, net.head_out.weight, past)
         self.net = net
+        self.batch = batch
         cond, ids = net.conditioning(context, batch, past + length)
-        self.cond = None if cond is None else rearrange(cond, "b c t -> t b c")
+        lstm, c = net.lstm, self.channels
+        self.layers = [
+            [getattr(lstm, f"{name}_l{k}") for name in ("weight_ih", "weight_hh", "bias_ih",
+                                                         "bias_hh")]
+            for k in range(lstm.num_layers)
+        ]
+        w_ih0 = self.layers[0][0]
+        self.first_input = w_ih0[:, :c]  # weight of the previous sample (4H, C)
+        self.first_bias = self.layers[0][2] + self.layers[0][3]  # (4H,)
+        self.extra_weight = w_ih0[:, c:]  # weight of [cond, embedding] (4H, extra)
+        self.cond = cond
         self.embedding = None if ids is None else net.embed(ids)
-        self.prev = self.x_now.new_zeros(batch, self.channels)
-        self.lstm_state: tuple[Tensor, Tensor] | None = None
-        self.step_state: tuple[Tensor, tuple[Tensor, Tensor]] | None = None
+        self._term_start, self._term = 0, None
+        (w1, b1), _ = self.head
+        hidden = lstm.hidden_size
+        self.head_state, self.head_channels = w1[:hidden], w1[hidden:]
+        self.head_bias = b1
+        self.prev = self.x_now.new_zeros(batch, c)
+        zeros = self.x_now.new_zeros(batch, hidden)
+        self.lstm_state = [(zeros, zeros)] * lstm.num_layers
+        self.step_state: tuple[Tensor, list[tuple[Tensor, Tensor]]] | None = None
         if history is not None:
             shifted = F.pad(history, (1, 0))[..., :-1]
             hist_cond = None if cond is None else cond[..., :past]
-            _, self.lstm_state = net.lstm(net.lstm_inputs(shifted, hist_cond, ids))
+            _, (h, cell) = lstm(net.lstm_inputs(shifted, hist_cond, ids))
+            self.lstm_state = list(zip(h.unbind(0), cell.unbind(0), strict=True))
             self.prev = history[:, :, -1]
 
-    def _lstm_step(self) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        parts = [self.prev]
-        if self.cond is not None:
-            parts.append(self.cond[self.t])
-        if self.embedding is not None:
-            parts.append(self.embedding)
-        out, state = self.net.lstm(torch.cat(parts, dim=1).unsqueeze(0), self.lstm_state)
-        return out[0], state
+    def _first_bias_at(self, t: int) -> Tensor:
+        """Gate bias of the first layer at step ``t``: ``(4H,)`` or ``(batch, 4H)``."""
+        if self.cond is None and self.embedding is None:
+            return self.first_bias
+        term = self._term
+        if term is None or not self._term_start <= t < self._term_start + term.shape[0]:
+            steps = max(1, self.COND_CHUNK // self.batch) if self.cond is not None else 1
+            parts = []
+            if self.cond is not None:
+                parts.append(rearrange(self.cond[..., t:t + steps], "b c s -> s b c"))
+            if self.embedding is not None:
+                n = parts[0].shape[0] if parts else 1
+                parts.append(self.embedding.expand(n, -1, -1))
+            term = torch.cat(parts, dim=-1) @ self.extra_weight.t() + self.first_bias
+            self._term_start, self._term = t, term  # (steps, batch, 4H)
+        return term[t - self._term_start]
 
-    def step_features(self) -> Tensor:
+    def _lstm_step(self) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
+        x, states = self.prev, []
+        for k, (w_ih, w_hh, b_ih, b_hh) in enumerate(self.layers):
+            if k == 0:
+                h, c = torch.lstm_cell(x, self.lstm_state[0], self.first_input, w_hh,
+                                       self._first_bias_at(self.t))
+            else:
+                h, c = torch.lstm_cell(x, self.lstm_state[k], w_ih, w_hh, b_ih, b_hh)
+            states.append((h, c))
+            x = h
+        return torch.addmm(self.head_bias, x, self.head_state), states
+
+    def head_hidden(self) -> Tensor:
         if self.step_state is None:
             self.step_state = self._lstm_step()
-        return torch.cat([self.step_state[0], self.x_now], dim=1)
+        if self.channels == 1:  # the current sample is masked out of every output
+            return self.step_state[0]
+        return torch.addmm(self.step_state[0], self.x_now, self.head_channels)
 
     def close_step(self) -> None:
         if self.step_state is None:  # a step with no params() call still moves the LSTM

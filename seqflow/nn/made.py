@@ -19,6 +19,7 @@ at construction.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -253,7 +254,8 @@ class MADE(nn.Module):
             src = plan.input_order if node.source < 0 else plan.unit_order[node.source]
             out.append((layer.weight[order][:, src.to(device)], layer.bias[order]))
         if not recording:
-            self._weights_cache = (key, [(w.detach(), b.detach()) for w, b in out])
+            out = [(w.detach(), b.detach()) for w, b in out]
+            self._weights_cache = (key, out)
         return out
 
     def start_stream(self, batch: int, context: Tensor | None = None, length: int = 1,
@@ -318,8 +320,12 @@ class MADEStream:
     next feature in that order: it computes only the hidden units of the degree just completed,
     in every layer, from contiguous, already-known prefixes; ``feed(feature, value)`` takes the
     feature's value ``(batch,)``. The results equal :meth:`MADE.params` up to float rounding.
-    Without gradient recording the activations live in preallocated ``(units, batch)`` buffers
-    (every block is contiguous); while recording nothing saved for backward is written in place.
+
+    Without gradient recording every step runs a precomputed :class:`StreamProgram`: views of
+    the sorted weights and of preallocated ``(units, batch)`` activation buffers, one matmul
+    written in place and one in-place activation per layer and step, no per-step slicing or
+    index tensors. While recording, blocks are kept in lists and nothing saved for backward is
+    written in place.
     """
 
     def __init__(self, made: MADE, batch: int, context: Tensor | None):
@@ -331,26 +337,37 @@ class MADEStream:
         like = self.weights[0][0]
         self.batch = batch
         self.recording = torch.is_grad_enabled()
-        self.rows = not self.recording
+        self.step = 0
+        self.program: StreamProgram | None = None
         nodes = made._nodes
-        self.raw = [_Columns(batch, w.shape[0], like, self.recording) for w, _ in self.weights[:-1]]
-        self.act = [_Columns(batch, w.shape[0], like, self.recording) for w, _ in self.weights[:-1]]
+        ctx_term = None
+        if made.context_layer is not None:
+            ctx_term = made.context_layer(context)[:, plan.unit_order[0].to(like.device)]
+        if not self.recording:
+            self.program = StreamProgram.acquire(made, plan, self.weights, batch, self)
+            self.program.start(ctx_term)
+            return
+        self.raw = [_Columns(batch, w.shape[0]) for w, _ in self.weights[:-1]]
+        self.act = [_Columns(batch, w.shape[0]) for w, _ in self.weights[:-1]]
         # Only residual sources and non-activated sources are read un-activated.
         self.keep_raw = {n.residual for n in nodes} | {n.source for n in nodes
                                                          if not n.activate_source}
-        self.inputs = _Columns(batch, made.features, like, self.recording)
-        self.ctx_term = None
-        if made.context_layer is not None:
-            term = made.context_layer(context)[:, plan.unit_order[0].to(like.device)]
-            self.ctx_term = term.T.contiguous() if self.rows else term
-        self.step = 0
+        self.inputs = _Columns(batch, made.features)
+        self.ctx_term = ctx_term
+
+    def _check_order(self, feature: int) -> int:
+        k = self.step
+        if k >= len(self.order) or feature != self.order[k]:
+            expected = self.order[k] if k < len(self.order) else None
+            raise ValueError(f"MADEStream: feature {feature} requested, but step {k} computes "
+                             f"feature {expected} (order {self.order})")
+        return k
 
     def params(self, feature: int) -> Tensor:
-        k = self.step
-        if feature != self.order[k]:
-            raise ValueError(f"MADEStream: feature {feature} requested, but step {k} computes "
-                             f"feature {self.order[k]} (order {self.order})")
-        made, plan, rows, batch = self.made, self.plan, self.rows, self.batch
+        k = self._check_order(feature)
+        if self.program is not None:
+            return self.program.params(k)
+        made, plan, batch = self.made, self.plan, self.batch
         last = len(made._nodes) - 1
         for i, node in enumerate(made._nodes):
             start, end = plan.bounds[i][k]
@@ -363,69 +380,190 @@ class MADEStream:
                 source = self.act[node.source] if node.activate_source else self.raw[node.source]
             width = plan.prefix[i][k]
             w, b = weight[start:end, :width], bias[start:end]
-            if rows:
-                out = (torch.addmm(b[:, None], w, source.prefix(width)) if width > 0
-                       else b[:, None].expand(end - start, batch))
-            else:
-                out = F.linear(source.prefix(width), w, b) if width > 0 else b.expand(batch, -1)
+            out = F.linear(source.prefix(width), w, b) if width > 0 else b.expand(batch, -1)
             if i == 0 and self.ctx_term is not None:
-                out = out + (self.ctx_term[start:end] if rows else self.ctx_term[:, start:end])
+                out = out + self.ctx_term[:, start:end]
             if node.residual is not None:
                 out = out + self.raw[node.residual].block(start, end)
             if i == last:
-                return out.T if rows else out
+                return out
             if i in self.keep_raw:
                 self.raw[i].append(out)
             self.act[i].append(made.activation(out))
         raise AssertionError("the output node always has P units per step")
 
     def feed(self, feature: int, value: Tensor) -> None:
-        self.inputs.append(value.reshape(1, self.batch) if self.rows
-                           else value.reshape(self.batch, 1))
+        if self.program is not None:
+            self.program.feed(self.step, value)
+        else:
+            self.inputs.append(value.reshape(self.batch, 1))
         self.step += 1
 
     def advance(self) -> None:
         """A vector has one time step: nothing to close."""
 
 
+def _activate_into(name: str, source: Tensor, out: Tensor) -> None:
+    """``out = activation(source)`` for MADE's activations, written into ``out``."""
+    if name == "relu":
+        torch.clamp_min(source, 0.0, out=out)
+    elif name == "tanh":
+        torch.tanh(source, out=out)
+    else:
+        out.copy_(ACTIVATIONS[name](source))
+
+
+def _activate_(name: str, x: Tensor) -> None:
+    """The activation in place."""
+    if name == "relu":
+        x.relu_()
+    elif name == "tanh":
+        x.tanh_()
+    else:
+        x.copy_(ACTIVATIONS[name](x))
+
+
+@dataclass
+class _Instruction:
+    """One layer at one step: ``raw = bias + weight @ source (+ residual)``, then activate."""
+
+    weight: Tensor | None  # (n, width), None when no source unit is known yet (width 0)
+    bias: Tensor  # (n, 1), or (n, batch) for the first layer with a context
+    source: Tensor | None  # (width, batch)
+    residual: Tensor | None  # (n, batch)
+    raw: Tensor  # (n, batch) destination of the pre-activation
+    act: Tensor | None  # (n, batch) destination of the activation; raw itself when None
+
+
+class StreamProgram:
+    """The no-grad steps of a :class:`MADEStream` as precomputed views (``(units, batch)``).
+
+    One program serves one stream at a time; :meth:`acquire` reuses the MADE's cached program
+    when the weights, plan and batch are unchanged and no other live stream holds it, so
+    repeated sampling pays the slicing once.
+    """
+
+    _cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def __init__(self, made: MADE, plan: StreamPlan, weights: list[tuple[Tensor, Tensor]],
+                 batch: int):
+        like = weights[0][0]
+        nodes = made._nodes
+        self.activation = made.activation_name
+        self.params_per_feature = made.params_per_feature
+        self.batch = batch
+        units = [w.shape[0] for w, _ in weights[:-1]]
+        keep_raw = {n.residual for n in nodes} | {n.source for n in nodes
+                                                  if not n.activate_source}
+        self.inputs = like.new_zeros(made.features, batch)
+        self.input_rows = list(self.inputs.split(1))  # (1, batch) each
+        raw = {i: like.new_zeros(units[i], batch) for i in keep_raw if i is not None and i >= 0}
+        act = [like.new_zeros(n, batch) for n in units]
+        self.context_bias = None
+        if made.context_layer is not None:
+            self.context_bias = like.new_zeros(units[0], batch)
+        self.first_bias = weights[0][1][:, None]
+        self.steps: list[tuple[list[_Instruction], tuple[Tensor | None, Tensor, Tensor | None]]]
+        self.steps = []
+        last = len(nodes) - 1
+        for k in range(made.features):
+            hidden, output = [], None
+            for i, node in enumerate(nodes):
+                start, end = plan.bounds[i][k]
+                if start == end:
+                    continue
+                weight, bias = weights[i]
+                width = plan.prefix[i][k]
+                if node.source < 0:
+                    src = self.inputs
+                else:
+                    src = act[node.source] if node.activate_source else raw[node.source]
+                w = weight[start:end, :width] if width > 0 else None
+                source = src[:width] if width > 0 else None
+                if i == 0 and self.context_bias is not None:
+                    b = self.context_bias[start:end]
+                else:
+                    b = bias[start:end, None]
+                if i == last:
+                    output = (w, b, source)
+                    continue
+                res = None if node.residual is None else raw[node.residual][start:end]
+                if i in raw:
+                    hidden.append(_Instruction(w, b, source, res, raw[i][start:end],
+                                               act[i][start:end]))
+                else:
+                    hidden.append(_Instruction(w, b, source, res, act[i][start:end], None))
+            self.steps.append((hidden, output))
+        self.owner: weakref.ref | None = None
+
+    @classmethod
+    def acquire(cls, made: MADE, plan: StreamPlan, weights: list[tuple[Tensor, Tensor]],
+                batch: int, owner: object) -> StreamProgram:
+        """The cached program for these weights and batch, or a new one (cached if free)."""
+        key = (tuple(id(w) for pair in weights for w in pair), id(plan), batch)
+        cached = cls._cache.get(made)
+        busy = cached is not None and cached[1].owner is not None and cached[1].owner() is not None
+        if cached is not None and cached[0] == key and not busy:
+            program = cached[1]
+        else:
+            program = cls(made, plan, weights, batch)
+            if not busy:
+                cls._cache[made] = (key, program)
+        program.owner = weakref.ref(owner)
+        return program
+
+    def start(self, ctx_term: Tensor | None) -> None:
+        """Reset for a new vector; ``ctx_term`` ``(batch, units)`` is the first layer's
+        context term in sorted unit order."""
+        if self.context_bias is not None:
+            torch.add(self.first_bias, ctx_term.T, out=self.context_bias)
+
+    def params(self, k: int) -> Tensor:
+        """``(batch, P)`` of the feature of degree ``k + 1``."""
+        name = self.activation
+        for ins in self.steps[k][0]:
+            if ins.weight is None:
+                ins.raw.copy_(ins.bias.expand_as(ins.raw))
+            else:
+                torch.addmm(ins.bias, ins.weight, ins.source, out=ins.raw)
+            if ins.residual is not None:
+                ins.raw.add_(ins.residual)
+            if ins.act is None:
+                _activate_(name, ins.raw)
+            else:
+                _activate_into(name, ins.raw, ins.act)
+        w, b, source = self.steps[k][1]
+        if w is None:
+            return b.T.expand(self.batch, -1)
+        return torch.addmm(b, w, source).T
+
+    def feed(self, k: int, value: Tensor) -> None:
+        self.input_rows[k].copy_(value if value.dim() == 1 else value.reshape(-1))
+
+
 class _Columns:
     """Columns of a ``(batch, width)`` activation filled left to right, in sorted order.
 
-    Without gradient recording, a preallocated ``(width, batch)`` buffer is written in place
-    (each block lands in contiguous rows) and read through views, with no copies. While
-    recording, blocks are kept in a list and
-    concatenated on read, so no tensor saved for backward is ever modified in place.
+    Used while recording gradients: blocks are kept in a list and concatenated on read, so no
+    tensor saved for backward is ever modified in place.
     """
 
-    def __init__(self, batch: int, width: int, like: Tensor, recording: bool):
-        self.recording = recording
+    def __init__(self, batch: int, width: int):
         self.filled = 0
-        if recording:
-            self.blocks: list[Tensor] = []
-            self._cat: Tensor | None = None
-        else:
-            self.buffer = like.new_empty(width, batch)
+        self.blocks: list[Tensor] = []
+        self._cat: Tensor | None = None
 
     def append(self, block: Tensor) -> None:
-        """Add a block: ``(n, batch)`` in the rows layout, ``(batch, n)`` while recording."""
-        if self.recording:
-            self.blocks.append(block)
-            self._cat = None
-            self.filled += block.shape[1]
-        else:
-            end = self.filled + block.shape[0]
-            self.buffer[self.filled:end].copy_(block)
-            self.filled = end
+        """Add a ``(batch, n)`` block."""
+        self.blocks.append(block)
+        self._cat = None
+        self.filled += block.shape[1]
 
     def prefix(self, width: int) -> Tensor:
-        """The first ``width`` units, in the same layout as :meth:`append`."""
-        if not self.recording:
-            return self.buffer[:width]
+        """The first ``width`` units ``(batch, width)``."""
         if self._cat is None:
             self._cat = torch.cat(self.blocks, dim=1)
         return self._cat[:, :width]
 
     def block(self, start: int, end: int) -> Tensor:
-        if not self.recording:
-            return self.buffer[start:end]
         return self.prefix(end)[:, start:]

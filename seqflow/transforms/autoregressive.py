@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from seqflow.checks import check_context, check_input, describe_nonfinite
 from seqflow.nn.context import Context
+from seqflow.nn.threads import streaming_threads
 from seqflow.transforms.base import Transform, sum_except_batch
 from seqflow.transforms.elementwise import soft_clamp
 
@@ -42,7 +43,7 @@ def affine(y: Tensor, shift: Tensor, log_scale: Tensor, generate: bool) -> Tenso
     ``z = (x - mu) * exp(-s)``. Its log|det| per element is ``s`` resp. ``-s``.
     """
     if generate:
-        return y * torch.exp(log_scale) + shift
+        return torch.addcmul(shift, y, torch.exp(log_scale))
     return (y - shift) * torch.exp(-log_scale)
 
 
@@ -200,31 +201,59 @@ def sequential(
     order = list(reversed(layers)) if generate else list(layers)
     u_all = inputs.unsqueeze(-1) if vector else inputs
     batch, channels, length = u_all.shape
-    histories = _layer_histories(layers, history, context, generate, length)
-    states = [
-        layer.conditioner.start_stream(batch, context, length, h)
-        for layer, h in zip(order, histories, strict=True)
-    ]
-    plan = [(state, state.order, layer.log_scale_bound) for layer, state in zip(order, states,
-                                                                                  strict=True)]
-    log_scales: list[Tensor] = []  # summed once at the end: fewer ops, pairwise accuracy
-    columns = []
-    for t in range(length):
-        u = u_all[:, :, t]
-        for state, groups, bound in plan:
-            values = [u[:, 0]] * channels
-            for c in groups:
-                p = state.params(c)
-                log_scale = soft_clamp(p[:, 1], bound)
-                values[c] = affine(u[:, c], p[:, 0], log_scale, generate)
-                log_scales.append(log_scale)
-                state.feed(c, values[c])
-            state.advance()
-            u = values[0].unsqueeze(1) if channels == 1 else torch.stack(values, dim=1)
-        columns.append(u)
-    outputs = columns[0] if vector else torch.stack(columns, dim=-1)
-    logdet = torch.stack(log_scales).sum(0)
+    with streaming_threads():
+        histories = _layer_histories(layers, history, context, generate, length)
+        states = [
+            layer.conditioner.start_stream(batch, context, length, h)
+            for layer, h in zip(order, histories, strict=True)
+        ]
+        if not vector and all(getattr(state, "runs_sequences", False) for state in states):
+            # Whole sequences, layer after layer: the same result as visiting the layers at
+            # every step, since this call returns only when every step is done.
+            u, logdet = u_all, u_all.new_zeros(batch)
+            for layer, state in zip(order, states, strict=True):
+                u, layer_logdet = state.run_sequence(u, layer.log_scale_bound, generate)
+                logdet = logdet + layer_logdet
+            return u, (logdet if generate else -logdet)
+        plan = [(state, state.order, layer.log_scale_bound)
+                for layer, state in zip(order, states, strict=True)]
+        step = _step_one_channel if channels == 1 else _step_channels
+        log_scales: list[Tensor] = []  # summed once at the end: fewer ops, pairwise accuracy
+        columns = []
+        for u in u_all.unbind(-1):
+            for state, groups, bound in plan:
+                u = step(state, groups, u, bound, generate, log_scales)
+            columns.append(u)
+        outputs = columns[0] if vector else torch.stack(columns, dim=-1)
+        logdet = torch.stack(log_scales).sum(0).view(batch, -1).sum(1)
     return outputs, (logdet if generate else -logdet)
+
+
+def _step_one_channel(state, groups: list[int], u: Tensor, bound: float, generate: bool,
+                      log_scales: list[Tensor]) -> Tensor:
+    """One time step of one layer on a single channel: ``u`` ``(batch, 1)`` -> ``(batch, 1)``."""
+    for c in groups:  # [0], or [] for a conditioner without groups
+        shift, raw = state.params(c).split(1, dim=1)
+        log_scale = soft_clamp(raw, bound)
+        u = affine(u, shift, log_scale, generate)
+        log_scales.append(log_scale)
+        state.feed(c, u)
+    state.advance()
+    return u
+
+
+def _step_channels(state, groups: list[int], u: Tensor, bound: float, generate: bool,
+                   log_scales: list[Tensor]) -> Tensor:
+    """One time step of one layer, one channel group at a time: ``(batch, C) -> (batch, C)``."""
+    values = list(u.unbind(1))
+    for c in groups:
+        p = state.params(c)
+        log_scale = soft_clamp(p[:, 1], bound)
+        values[c] = affine(values[c], p[:, 0], log_scale, generate)
+        log_scales.append(log_scale)
+        state.feed(c, values[c])
+    state.advance()
+    return torch.stack(values, dim=1)
 
 
 def _layer_histories(

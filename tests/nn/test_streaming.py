@@ -156,11 +156,10 @@ def test_ring_buffers_are_sized_by_lookback_not_length():
     net = layer.conditioner
     for length in (16, 4096):
         state = net.start_stream(1, None, length)
-        sizes = [len(state.input_step.buffer.slots)] + [
-            len(buffer.slots) for buffer in state.block_buffers
-        ]
+        sizes = [len(state.input_step.buffer.slots)] + state.pack.lengths
         assert sizes == [net.input_conv.lookback] + [b.conv.lookback for b in net.blocks]
         assert sum(sizes) == net.receptive_field - 1
+        assert state.ring.shape[0] == sum(state.pack.lengths)
 
 
 def test_ring_buffer_wraps():
@@ -178,3 +177,102 @@ def test_streaming_supports_autograd():
     (z.square().sum() + logdet.sum()).backward()
     grads = [p.grad for p in layer.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def _set_step_mode(stack, mode: str):
+    for layer in stack.layers:
+        layer.conditioner.step_mode = mode
+    return stack
+
+
+@pytest.mark.parametrize("mode", ["eager", "kernel"])
+@pytest.mark.parametrize("kind", ["maf", "iaf"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_single_channel_step_modes_equal_the_full_pass(mode, kind, dtype):
+    """Both single-channel step modes, with kernel 3, restarting dilations, local features and
+    global ids, continuing after a history; the reference is the one-pass direction."""
+    cls = SequenceMAF if kind == "maf" else SequenceIAF
+    layers = [perturb(cls(1, residual_channels=8, skip_channels=8, kernel_size=3, blocks=4,
+                          cycles=2, **conditioning_kwargs(True)), seed=i) for i in range(2)]
+    stack = _set_step_mode(SequenceStack(layers).eval().to(dtype), mode)
+    length, split = stack_length(stack), 13
+    context = make_context(True, 3, length, dtype=dtype)
+    y = torch.randn(3, 1, length, dtype=dtype)
+    with torch.no_grad():
+        if kind == "maf":  # sample, then read the noise back in one pass
+            out, logdet = stack.inverse(y, context)
+            back, logdet_back = stack(out, context)
+            cont, _ = stack.sequential(y[..., split:], context, history=out[..., :split])
+        else:  # density, then generate the data back in one pass
+            out, logdet = stack(y, context)
+            back, logdet_back = stack.inverse(out, context)
+            cont, _ = stack.sequential(y[..., split:], context, history=out[..., :split])
+    tol = dict(rtol=RTOL, atol=ATOL) if dtype == torch.float32 else dict(rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(back, y, **tol)
+    torch.testing.assert_close(cont, out[..., split:], **tol)
+    torch.testing.assert_close(logdet, -logdet_back, rtol=tol["rtol"], atol=tol["atol"] * length)
+
+
+def test_auto_mode_runs_the_kernel_only_where_it_applies():
+    stack = build("maf", 1, cond=True, layers=1)
+    net = stack.layers[0].conditioner
+    context = make_context(True, 2, 8)
+    with torch.no_grad():
+        assert net.start_stream(2, context, 8).runs_sequences
+        assert not net.start_stream(64, make_context(True, 64, 8), 8).runs_sequences  # batch
+    assert not net.start_stream(2, context, 8).runs_sequences  # recording gradients
+    three = build("maf", 3, cond=False, layers=1).layers[0].conditioner
+    with torch.no_grad():
+        assert not three.start_stream(2, None, 8).runs_sequences
+        three.step_mode = "kernel"
+        with pytest.raises(ValueError, match="one channel"):
+            three.start_stream(2, None, 8)
+
+
+def _sample_with_step_mode(mode: str, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Stream MAF sampling with ``step_mode`` and the one-pass density of the result."""
+    stack = _set_step_mode(build("maf", 3, cond=True).to(device), mode)
+    length = stack_length(stack)
+    context = make_context(True, 2, length, device)
+    z = torch.randn(2, 3, length, device=device)
+    with torch.no_grad():
+        x, _ = stack.inverse(z, context)
+        z_back, _ = stack(x, context)
+    return z, x, z_back
+
+
+@pytest.mark.slow
+def test_compiled_step_equals_full_pass():
+    """``step_mode="compile"``: torch.compile of the column (compilation takes tens of s)."""
+    z, _, z_back = _sample_with_step_mode("compile", torch.device("cpu"))
+    torch.testing.assert_close(z_back, z, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.gpu
+def test_cuda_graph_step_equals_full_pass():
+    z, _, z_back = _sample_with_step_mode("cuda_graph", torch.device("cuda"))
+    torch.testing.assert_close(z_back, z, rtol=RTOL, atol=ATOL)
+
+
+def test_unknown_or_impossible_step_modes_fail_loudly():
+    net = build("maf", 1, cond=False, layers=1).layers[0].conditioner
+    net.step_mode = "fast"
+    with torch.no_grad(), pytest.raises(ValueError, match="step_mode"):
+        net.start_stream(1, None, 4)
+    net.step_mode = "cuda_graph"
+    with torch.no_grad(), pytest.raises(ValueError, match="cuda_graph"):
+        net.start_stream(1, None, 4)
+
+
+@pytest.mark.parametrize("mode", ["eager", "kernel"])
+def test_streams_follow_in_place_weight_updates(mode):
+    """Packed weights are reused between calls only while no parameter has changed."""
+    stack = _set_step_mode(build("maf", 1, cond=False, layers=1), mode)
+    z = torch.randn(2, 1, 40)
+    with torch.no_grad():
+        stack.inverse(z)  # packs and caches the weights
+        for p in stack.parameters():
+            p.add_(0.1 * torch.randn_like(p))  # an optimizer step, in place
+        x, _ = stack.inverse(z)
+        z_back, _ = stack(x)
+    torch.testing.assert_close(z_back, z, rtol=RTOL, atol=ATOL)

@@ -30,7 +30,8 @@ def test_invertible_over_16000_samples(cls, device):
     layer = tiny(cls, cond=True, scale=0.1).to(device)
     length = 16000
     context = make_context(True, 1, length, device)
-    y = torch.randn(1, 1, length, device=device)
+    generator = torch.Generator().manual_seed(0)  # fixed data: the identity check is one-sided
+    y = torch.randn(1, 1, length, generator=generator).to(device)
     with torch.no_grad():
         out, logdet = layer(y, context)
         back, logdet_back = layer.inverse(out, context)

@@ -1,0 +1,79 @@
+"""The streaming loop runs on its own thread count and gives the caller's setting back."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seqflow.nn import threads
+from seqflow.nn.made import MADEStream
+from seqflow.transforms.maf import MAF
+
+
+@pytest.fixture(autouse=True)
+def _two_threads(monkeypatch):
+    """Start every test at 2 threads, the default override and no environment variable."""
+    monkeypatch.delenv(threads.ENV_VAR, raising=False)
+    before = torch.get_num_threads()
+    threads.set_streaming_threads(None)
+    torch.set_num_threads(2)
+    yield
+    threads.set_streaming_threads(None)
+    torch.set_num_threads(before)
+
+
+def seen_during_streaming(monkeypatch) -> list[int]:
+    """Thread counts observed inside every ``params`` call of a MADE stream."""
+    seen: list[int] = []
+    original = MADEStream.params
+
+    def spy(self, feature):
+        seen.append(torch.get_num_threads())
+        return original(self, feature)
+
+    monkeypatch.setattr(MADEStream, "params", spy)
+    return seen
+
+
+def test_sequential_streams_on_one_thread_and_restores_the_callers_setting(monkeypatch):
+    seen = seen_during_streaming(monkeypatch)
+    layer = MAF(4, hidden_features=8)
+    with torch.no_grad():
+        layer.inverse(torch.randn(3, 4))
+    assert seen == [1] * 4
+    assert torch.get_num_threads() == 2
+
+
+def test_override_by_call_and_by_environment(monkeypatch):
+    seen = seen_during_streaming(monkeypatch)
+    layer = MAF(2, hidden_features=8)
+    z = torch.randn(3, 2)
+    threads.set_streaming_threads(0)  # keep the process setting
+    layer.inverse(z)
+    threads.set_streaming_threads(None)
+    monkeypatch.setenv(threads.ENV_VAR, "3")
+    layer.inverse(z)
+    monkeypatch.setenv(threads.ENV_VAR, "0")
+    layer.inverse(z)
+    assert seen == [2, 2, 3, 3, 2, 2]
+    assert torch.get_num_threads() == 2
+
+
+def test_setting_restored_when_the_loop_fails(monkeypatch):
+    def fail(self, feature):
+        assert torch.get_num_threads() == 1
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(MADEStream, "params", fail)
+    with pytest.raises(RuntimeError, match="boom"):
+        MAF(2, hidden_features=8).inverse(torch.randn(3, 2))
+    assert torch.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "2"])
+def test_bad_thread_settings_fail_loudly(bad, monkeypatch):
+    with pytest.raises(ValueError, match="threads"):
+        threads.set_streaming_threads(bad)
+    monkeypatch.setenv(threads.ENV_VAR, "two")
+    with pytest.raises(ValueError, match=threads.ENV_VAR):
+        threads.get_streaming_threads()
