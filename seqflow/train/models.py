@@ -55,7 +55,7 @@ def _sequence(layer: type) -> Callable[[ModelConfig], Transform]:
     def build(cfg: ModelConfig) -> Transform:
         """channels, steps, conditioner and its sizes (blocks, residual_channels,
         skip_channels, kernel_size, cycles | hidden_features, head_features), cond_channels,
-        upsample_factor, num_global_ids, log_scale_bound."""
+        upsample_factor, num_global_ids, log_scale_bound, log_scale_floor."""
         cond = cfg.cond_channels or None
         if cfg.conditioner == "wavenet":
             sizes = dict(residual_channels=cfg.residual_channels, skip_channels=cfg.skip_channels,
@@ -65,7 +65,8 @@ def _sequence(layer: type) -> Callable[[ModelConfig], Transform]:
         layers = [
             layer(cfg.channels, conditioner=cfg.conditioner, blocks=max(cfg.blocks, 1),
                   cond_channels=cond, num_global_ids=cfg.num_global_ids or None,
-                  log_scale_bound=cfg.log_scale_bound, **sizes)
+                  log_scale_bound=cfg.log_scale_bound,
+                  log_scale_floor=cfg.log_scale_floor or None, **sizes)
             for _ in range(cfg.steps)
         ]
         try:

@@ -6,7 +6,9 @@ The affine map between data ``x`` and noise ``z`` is
 
     z_i = (x_i - mu_i) * exp(-s_i),        x_i = z_i * exp(s_i) + mu_i,
 
-with ``s = soft_clamp(raw_log_scale, log_scale_bound)``.
+with ``s = soft_clamp(raw_log_scale, log_scale_bound)``, or with an explicit lower floor
+``s = floored_log_scale(raw_log_scale, log_scale_floor, log_scale_bound)`` when
+``log_scale_floor`` is given (see :func:`~seqflow.transforms.elementwise.bound_log_scale`).
 
 * MAF (``conditioner_side="data"``): ``(mu, s) = c(x)``. ``forward`` (density) is one
   conditioner pass; ``inverse`` (sampling) is sequential.
@@ -32,7 +34,7 @@ from torch import Tensor, nn
 from seqflow.checks import check_context, check_input
 from seqflow.nn.context import Context
 from seqflow.transforms.base import Transform, sum_except_batch
-from seqflow.transforms.elementwise import soft_clamp
+from seqflow.transforms.elementwise import bound_log_scale
 
 
 def affine(y: Tensor, shift: Tensor, log_scale: Tensor, generate: bool) -> Tensor:
@@ -56,7 +58,10 @@ class AutoregressiveAffine(Transform):
             optionally ``num_sequential_steps(y_like)`` for :meth:`naive_sequential`.
         features: size of axis 1 (features or channels).
         conditioner_side: ``"data"`` for MAF, ``"noise"`` for IAF.
-        log_scale_bound: ``s`` is bounded to ``(-bound, bound)`` by :func:`soft_clamp`.
+        log_scale_bound: ``s`` is bounded to ``(-bound, bound)`` by
+            :func:`~seqflow.transforms.soft_clamp`, or from above when a floor is given.
+        log_scale_floor: None (symmetric bound), or a negative lower limit of ``s``
+            (:func:`~seqflow.transforms.elementwise.floored_log_scale`).
         context_features: size of axis 1 of a vector context, or None (sequence conditioners
             validate their own context).
         sequence: inputs are ``(batch, channels, time)`` instead of ``(batch, features)``.
@@ -70,6 +75,7 @@ class AutoregressiveAffine(Transform):
         log_scale_bound: float = 6.0,
         context_features: int | None = None,
         sequence: bool = False,
+        log_scale_floor: float | None = None,
     ):
         super().__init__()
         if conditioner_side not in ("data", "noise"):
@@ -78,10 +84,13 @@ class AutoregressiveAffine(Transform):
             )
         if not log_scale_bound > 0:
             raise ValueError(f"log_scale_bound must be > 0, got {log_scale_bound}")
+        if log_scale_floor is not None and not log_scale_floor < 0:
+            raise ValueError(f"log_scale_floor must be < 0 (or None), got {log_scale_floor}")
         self.conditioner = conditioner
         self.features = features
         self.conditioner_side = conditioner_side
         self.log_scale_bound = log_scale_bound
+        self.log_scale_floor = log_scale_floor
         self.context_features = context_features
         self.sequence = sequence
 
@@ -108,7 +117,11 @@ class AutoregressiveAffine(Transform):
         follow ``y``. This is the per-element Gaussian that density distillation needs.
         """
         shift, raw = self.conditioner(y, context)
-        return shift, soft_clamp(raw, self.log_scale_bound)
+        return shift, self.bound_log_scale(raw)
+
+    def bound_log_scale(self, raw: Tensor) -> Tensor:
+        """The bounded log-scale ``s`` of raw conditioner outputs (any shape)."""
+        return bound_log_scale(raw, self.log_scale_bound, self.log_scale_floor)
 
     # --- one-pass directions -------------------------------------------------------------
     def _one_pass(self, y: Tensor, context: Context, generate: bool) -> tuple[Tensor, Tensor]:
@@ -202,8 +215,8 @@ def sequential(
         layer.conditioner.start_stream(batch, context, length, h)
         for layer, h in zip(order, histories, strict=True)
     ]
-    plan = [(state, state.order, layer.log_scale_bound) for layer, state in zip(order, states,
-                                                                                  strict=True)]
+    plan = [(state, state.order, layer.bound_log_scale)
+            for layer, state in zip(order, states, strict=True)]
     log_scales: list[Tensor] = []  # summed once at the end: fewer ops, pairwise accuracy
     columns = []
     for t in range(length):
@@ -212,7 +225,7 @@ def sequential(
             values = [u[:, 0]] * channels
             for c in groups:
                 p = state.params(c)
-                log_scale = soft_clamp(p[:, 1], bound)
+                log_scale = bound(p[:, 1])
                 values[c] = affine(u[:, c], p[:, 0], log_scale, generate)
                 log_scales.append(log_scale)
                 state.feed(c, values[c])
