@@ -26,7 +26,7 @@ from seqflow.distributions import Flow
 from seqflow.nn.context import SequenceContext
 from seqflow.train.audio_data import check_mel_model, mel_config
 from seqflow.train.inference import load_run
-from seqflow.transforms import SequenceStack
+from seqflow.transforms import Compose, Scaling, SequenceStack, Transform
 from seqflow.transforms.autoregressive import sequential
 
 
@@ -41,6 +41,15 @@ class Synthesis:
     rtf: float
 
 
+def split_input_scaling(transform: Transform) -> tuple[Scaling | None, Transform]:
+    """``(scaling, stack)`` of ``Compose([Scaling, stack])`` (the ``model.input_scale``
+    layout), or ``(None, transform)``."""
+    if (isinstance(transform, Compose) and len(transform) == 2
+            and isinstance(transform.transforms[0], Scaling)):
+        return transform.transforms[0], transform.transforms[1]
+    return None, transform
+
+
 @torch.no_grad()
 def stream_from_mel(flow: Flow, mel: Tensor, sample_rate: int, seed: int = 0,
                     chunk: int = 4000, progress: bool = True) -> Synthesis:
@@ -48,13 +57,13 @@ def stream_from_mel(flow: Flow, mel: Tensor, sample_rate: int, seed: int = 0,
 
     Args:
         flow: a :class:`~seqflow.distributions.Flow` over a :class:`SequenceStack` of MAF layers
-            with a local-feature upsampler.
+            with a local-feature upsampler, optionally after an input :class:`Scaling`.
         mel: ``(1, n_mels, frames)`` local features.
         sample_rate: samples per second of the output (for the real-time factor).
         seed: seeds the base noise ``z ~ N(0, I)`` ``(1, channels, frames * hop)``.
         chunk: samples generated between progress updates (does not change the result).
     """
-    stack = flow.transform
+    scaling, stack = split_input_scaling(flow.transform)
     if not isinstance(stack, SequenceStack) or stack.side != "data" or stack.upsampler is None:
         raise ValueError("stream_from_mel: needs a flow over a SequenceStack of SequenceMAF "
                          "layers with local conditioning (model.kind: sequence_maf, "
@@ -85,6 +94,8 @@ def stream_from_mel(flow: Flow, mel: Tensor, sample_rate: int, seed: int = 0,
         bar.update(b - a)
         bar.set_postfix(rtf=f"{elapsed / (b / sample_rate):.2f}", refresh=False)
     bar.close()
+    if scaling is not None:
+        out = scaling.inverse(out)[0]
     seconds = time.perf_counter() - start
     return Synthesis(out[0, 0].cpu(), seconds, seconds / (length / sample_rate))
 

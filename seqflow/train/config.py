@@ -55,7 +55,10 @@ class ModelConfig:
     smooth bound of every affine log-scale. ``log_scale_floor`` < 0 gives the sequence MAF/IAF
     layers an explicit lower floor of the log-scale, ``s`` in ``(floor, log_scale_bound)``
     (:func:`~seqflow.transforms.elementwise.floored_log_scale`; about -9 suits 16-bit audio);
-    0 keeps the symmetric bound.
+    0 keeps the symmetric bound. ``input_scale`` != 1 puts a learnable
+    :class:`~seqflow.transforms.Scaling` that starts as ``x / input_scale`` in front of a
+    sequence MAF/IAF stack, so the conditioners read unit-scale inputs (the layers' log-scales,
+    floor included, are then in units of ``input_scale``).
     """
 
     kind: str = "realnvp"
@@ -77,6 +80,7 @@ class ModelConfig:
     log_scale_bound: float = 6.0
     base: str = "normal"
     log_scale_floor: float = 0.0
+    input_scale: float = 1.0
 
 
 @dataclass
@@ -190,7 +194,7 @@ POSITIVE = {
     "model.features", "model.channels", "model.steps", "model.hidden_features",
     "model.residual_channels", "model.skip_channels", "model.kernel_size", "model.cycles",
     "model.head_features", "model.upsample_factor", "model.squeeze_factor",
-    "model.log_scale_bound", "train.max_steps", "train.batch_size", "train.lr",
+    "model.log_scale_bound", "model.input_scale", "train.max_steps", "train.batch_size", "train.lr",
     "train.grad_accum", "train.checkpoint_every", "train.keep_checkpoints", "train.eval_every",
     "train.eval_batch_size", "train.log_every", "train.max_skips", "data.num_samples",
     "data.segment_length", "data.sample_rate", "data.hop_length", "data.n_mels",
