@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import seqflow.transforms as T
+from seqflow.distributions import Flow, StandardNormal
 from seqflow.nn import SequenceContext
 from seqflow.train.config import ConfigError, config_from_dict
 from seqflow.train.models import build_flow
@@ -102,3 +103,23 @@ def test_config_builds_the_floor_and_refuses_a_positive_one():
         config_from_dict({"model": {**model, "log_scale_floor": 1.0}})
     with pytest.raises(ValueError, match="log_scale_floor must be < 0"):
         T.SequenceMAF(1, **SMALL, log_scale_floor=0.5)
+
+
+def test_input_scale_is_a_change_of_variables_in_front_of_the_stack():
+    model = {"kind": "sequence_maf", "channels": 1, "steps": 2, "blocks": 2,
+             "residual_channels": 4, "skip_channels": 4, "log_scale_floor": -9,
+             "input_scale": 0.1}
+    torch.manual_seed(0)
+    flow = build_flow(config_from_dict({"model": model}).model).double()
+    scaling, stack = flow.transform.transforms
+    assert isinstance(scaling, T.Scaling) and isinstance(stack, T.SequenceStack)
+    log_gain = float(scaling.log_scale.detach())
+    assert log_gain == pytest.approx(math.log(10.0), rel=1e-6)  # float32 initialization
+    with torch.no_grad():
+        for p in stack.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    x = 0.1 * torch.randn(3, 1, 9, dtype=torch.float64)
+    # log p(x) = log p_stack(g x) + 9 log g with g ~ 10 (the Jacobian of x -> g x)
+    stack_flow = Flow(stack, StandardNormal(1))
+    expected = stack_flow.log_prob(x * math.exp(log_gain)) + 9 * log_gain
+    torch.testing.assert_close(flow.log_prob(x), expected, rtol=1e-10, atol=1e-10)
