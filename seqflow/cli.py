@@ -33,13 +33,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run directory written by seqflow train")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--weights", default="auto", choices=["auto", "best", "final", "last"])
+    p.add_argument("--data", default=None, metavar="DIR",
+                   help="speech runs: score every audio file of DIR instead of a split")
 
     p = sub.add_parser("sample", help="draw samples from a run's model")
     p.add_argument("run", help="run directory written by seqflow train")
-    p.add_argument("--num", type=int, required=True, help="number of samples")
+    p.add_argument("--num", type=int, default=None, help="number of samples")
     p.add_argument("--length", type=int, default=None,
                    help="samples per sequence (unconditional sequence models)")
-    p.add_argument("--out", required=True, help="output file: .npy, .csv or .safetensors")
+    p.add_argument("--out", required=True,
+                   help="output file: .npy, .csv or .safetensors (.wav with --mel-from)")
+    p.add_argument("--mel-from", default=None, metavar="FILE",
+                   help="speech runs: stream a waveform from this audio file's log-mel; writes "
+                        "--out (wav) and a PNG of ground-truth vs sampled spectrograms")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weights", default="auto", choices=["auto", "best", "final", "last"])
     p.add_argument("--chunk", type=int, default=4096,
@@ -75,10 +81,39 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_speech_run(run: str) -> bool:
+    from seqflow.train.config import load_config
+    from seqflow.train.run_dir import RunDir
+
+    config = RunDir(Path(run)).config
+    return config.is_file() and load_config(config).data.source == "audio"
+
+
+def _cmd_eval_speech(args: argparse.Namespace) -> int:
+    from seqflow.train.audio_eval import describe, evaluate_audio_run
+    from seqflow.train.checkpoints import write_json_atomic
+
+    metrics = evaluate_audio_run(args.run, args.split, args.weights, args.data)
+    name = args.split if args.data is None else "data_" + Path(args.data).resolve().name
+    files = metrics.pop("files")
+    write_json_atomic(metrics, Path(args.run) / f"metrics_{name}.json")
+    write_json_atomic({"units": metrics["units"], "files": files},
+                      Path(args.run) / f"per_file_{name}.json")
+    print(f"seqflow eval: {describe(metrics)}")
+    print(f"seqflow eval: wrote {Path(args.run) / f'metrics_{name}.json'} and per-file numbers "
+          f"in {Path(args.run) / f'per_file_{name}.json'}")
+    return 0
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from seqflow.train.checkpoints import write_json_atomic
     from seqflow.train.inference import evaluate_run
 
+    if _is_speech_run(args.run):
+        return _cmd_eval_speech(args)
+    if args.data is not None:
+        raise ValueError(f"--data applies to speech runs (data.source: audio); {args.run} is "
+                         "not one")
     metrics = evaluate_run(args.run, args.split, args.weights)
     write_json_atomic(metrics, Path(args.run) / f"metrics_{args.split}.json")
     print(json.dumps(metrics))
@@ -88,6 +123,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_sample(args: argparse.Namespace) -> int:
     from seqflow.train.inference import sample_chunks, write_sample_chunks
 
+    if args.mel_from is not None:
+        from seqflow.train.audio_sample import sample_from_mel_file
+
+        if args.num is not None or args.length is not None:
+            raise ValueError("--mel-from draws one waveform as long as the file; drop --num "
+                             "and --length")
+        result = sample_from_mel_file(args.run, args.mel_from, args.out, args.seed,
+                                      args.weights)
+        print(f"seqflow sample: streamed {result['seconds_of_audio']:.2f} s of audio in "
+              f"{result['seconds']:.1f} s (real-time factor {result['rtf']:.2f}); wrote "
+              f"{result['out']} and {result['png']}")
+        return 0
+    if args.num is None:
+        raise ValueError("give --num (or --mel-from FILE for a speech run)")
     chunks = sample_chunks(args.run, args.num, args.seed, args.weights, args.length, args.chunk)
     shape = write_sample_chunks(chunks, args.num, args.out)
     print(f"seqflow sample: wrote {shape} samples to {args.out}")

@@ -52,7 +52,13 @@ class ModelConfig:
     ``residual_channels``/``skip_channels``/``kernel_size``/``cycles`` (WaveNet),
     ``head_features`` (LSTM head), ``squeeze_factor`` (WaveGlow). ``cond_channels: 0`` and
     ``num_global_ids: 0`` mean no local features / no global ids. ``log_scale_bound`` is the
-    smooth bound of every affine log-scale.
+    smooth bound of every affine log-scale. ``log_scale_floor`` < 0 gives the sequence MAF/IAF
+    layers an explicit lower floor of the log-scale, ``s`` in ``(floor, log_scale_bound)``
+    (:func:`~seqflow.transforms.elementwise.floored_log_scale`; about -9 suits 16-bit audio);
+    0 keeps the symmetric bound. ``input_scale`` != 1 puts a learnable
+    :class:`~seqflow.transforms.Scaling` that starts as ``x / input_scale`` in front of a
+    sequence MAF/IAF stack, so the conditioners read unit-scale inputs (the layers' log-scales,
+    floor included, are then in units of ``input_scale``).
     """
 
     kind: str = "realnvp"
@@ -73,6 +79,8 @@ class ModelConfig:
     squeeze_factor: int = 8
     log_scale_bound: float = 6.0
     base: str = "normal"
+    log_scale_floor: float = 0.0
+    input_scale: float = 1.0
 
 
 @dataclass
@@ -86,6 +94,17 @@ class DataConfig:
     ``num_samples`` clips of ``segment_length`` samples (sine mixtures with vibrato and noise)
     with their log-mel spectrogram (``n_mels`` bands, ``hop_length`` samples per frame) as the
     local context.
+
+    ``audio`` reads the corpus at ``path`` (a folder of wav/flac/ogg files or an LJSpeech-style
+    folder; :mod:`seqflow.data.audio`), resampled to ``sample_rate``, and splits it by file
+    (``val_fraction``, ``test_fraction``, ``seed``); a corpus with more than
+    ``max_bad_fraction`` unusable files is refused. Training items are random
+    ``segment_length`` segments, uniformly dequantized when ``dequantize``; ``val_items``
+    fixed held-out segments score validation (0: one per ``segment_length`` samples of the
+    validation files). The context is the log-mel (:class:`~seqflow.data.features.MelConfig`:
+    ``sample_rate``, ``n_fft``, ``hop_length``, ``win_length``, ``n_mels``, ``f_min``,
+    ``f_max``, ``log_floor``); whole-utterance features are cached in ``cache_dir`` (default:
+    ``features/`` in the run directory).
     """
 
     source: str = "toy"
@@ -99,6 +118,15 @@ class DataConfig:
     sample_rate: int = 16000
     hop_length: int = 256
     n_mels: int = 80
+    n_fft: int = 1024
+    win_length: int = 1024
+    f_min: float = 0.0
+    f_max: float = 8000.0
+    log_floor: float = 1e-5
+    max_bad_fraction: float = 0.05
+    dequantize: bool = True
+    val_items: int = 0
+    cache_dir: str = ""
 
 
 @dataclass
@@ -174,16 +202,17 @@ POSITIVE = {
     "model.features", "model.channels", "model.steps", "model.hidden_features",
     "model.residual_channels", "model.skip_channels", "model.kernel_size", "model.cycles",
     "model.head_features", "model.upsample_factor", "model.squeeze_factor",
-    "model.log_scale_bound", "train.max_steps", "train.batch_size", "train.lr",
+    "model.log_scale_bound", "model.input_scale", "train.max_steps", "train.batch_size", "train.lr",
     "train.grad_accum", "train.checkpoint_every", "train.keep_checkpoints", "train.eval_every",
     "train.eval_batch_size", "train.log_every", "train.max_skips", "data.num_samples",
     "data.segment_length", "data.sample_rate", "data.hop_length", "data.n_mels",
     "train.latent_samples", "train.iwae_samples",
+    "data.n_fft", "data.win_length", "data.log_floor",
 }
 NON_NEGATIVE = {"model.blocks", "model.cond_channels", "model.num_global_ids",
                 "train.weight_decay", "train.warmup_steps", "train.grad_clip", "train.seed",
                 "data.seed", "train.cpu_threads", "train.input_noise", "train.patience",
-                "train.anneal_steps"}
+                "train.anneal_steps", "data.f_min", "data.val_items"}
 
 
 def valid_keys() -> list[str]:
@@ -253,7 +282,13 @@ def _check_ranges(cfg: Config) -> None:
         raise ConfigError(f"train.anneal_start: must be in (0, 1], got {cfg.train.anneal_start}")
     if not 0.0 <= cfg.train.ema_decay < 1.0:
         raise ConfigError(f"train.ema_decay: must be in [0, 1), got {cfg.train.ema_decay}")
-    if cfg.data.source in ("csv", "npy") and not cfg.data.path:
+    if cfg.model.log_scale_floor > 0:
+        raise ConfigError(f"model.log_scale_floor: must be < 0 (a floor) or 0 (none), got "
+                          f"{cfg.model.log_scale_floor}")
+    if not 0.0 <= cfg.data.max_bad_fraction <= 1.0:
+        raise ConfigError(f"data.max_bad_fraction: must be in [0, 1], got "
+                          f"{cfg.data.max_bad_fraction}")
+    if cfg.data.source in ("csv", "npy", "audio") and not cfg.data.path:
         raise ConfigError(f"data.path: required when data.source is {cfg.data.source!r}")
     if cfg.data.segment_length % cfg.data.hop_length:
         raise ConfigError(f"data.segment_length={cfg.data.segment_length} must be a multiple "

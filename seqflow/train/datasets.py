@@ -6,11 +6,16 @@ Every dataset yields items ``{"x", "context", "index"}`` (see :mod:`seqflow.trai
   is the row's 0-based position in the source (csv: its errors name file lines).
 * ``toy_audio``: generated clips ``(1, segment_length)`` with a log-mel context
   (:class:`seqflow.data.toy_audio.ToyAudio`); the three splits are disjoint clip ranges.
+* ``audio``: a speech corpus split by file: random training segments and fixed held-out
+  segments ``(1, segment_length)`` with their log-mel context
+  (:mod:`seqflow.train.audio_data`, which also gives whole utterances for evaluation). The
+  file split and the scan report are written to the run directory.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -62,14 +67,10 @@ def _row_splits(cfg: Config) -> Splits:
 
 def _toy_audio(cfg: Config) -> Splits:
     from seqflow.data.toy_audio import ToyAudio
+    from seqflow.train.audio_data import check_mel_model
 
-    data, model = cfg.data, cfg.model
-    if model.cond_channels not in (0, data.n_mels):
-        raise ConfigError(f"model.cond_channels={model.cond_channels} but data.n_mels="
-                          f"{data.n_mels}: the model reads the mel bands as its local context")
-    if model.cond_channels and model.upsample_factor != data.hop_length:
-        raise ConfigError(f"model.upsample_factor={model.upsample_factor} must equal "
-                          f"data.hop_length={data.hop_length} (samples per mel frame)")
+    data = cfg.data
+    check_mel_model(cfg)
     counts = [int(data.num_samples * f) for f in (data.val_fraction, data.test_fraction)]
     sizes = {"train": data.num_samples - sum(counts), "val": counts[0], "test": counts[1]}
     out, offset = {}, 0
@@ -80,20 +81,36 @@ def _toy_audio(cfg: Config) -> Splits:
     return out
 
 
-DATA_SOURCES: dict[str, Callable[[Config], Splits]] = {
+def _audio(cfg: Config, run_dir: Path | None = None) -> Splits:
+    from seqflow.train.audio_data import audio_splits
+
+    return audio_splits(cfg, run_dir)
+
+
+DATA_SOURCES: dict[str, Callable[..., Splits]] = {
     "toy": _row_splits,
     "csv": _row_splits,
     "npy": _row_splits,
     "toy_audio": _toy_audio,
+    "audio": _audio,
 }
+# Sources whose builder also takes ``run_dir`` (to write, and later read back, run files).
+RUN_DIR_SOURCES = ("audio",)
 
 
-def build_splits(cfg: Config) -> Splits:
-    """``{"train", "val", "test"}`` datasets of the configured source."""
+def build_splits(cfg: Config, run_dir: str | Path | None = None) -> Splits:
+    """``{"train", "val", "test"}`` datasets of the configured source.
+
+    ``run_dir``: the run directory, for sources that keep files there (``audio``: its file
+    split and scan report).
+    """
     if cfg.data.source not in DATA_SOURCES:
         raise ConfigError(f"data.source: {cfg.data.source!r} is not one of "
                           f"{', '.join(DATA_SOURCES)}")
-    return DATA_SOURCES[cfg.data.source](cfg)
+    builder = DATA_SOURCES[cfg.data.source]
+    if cfg.data.source in RUN_DIR_SOURCES:
+        return builder(cfg, None if run_dir is None else Path(run_dir))
+    return builder(cfg)
 
 
 def describe_source(data: DataConfig) -> str:

@@ -213,7 +213,7 @@ class Trainer:
         resume_dir = self._prepare_out_dir()
 
         set_seed(t.seed)
-        self.splits = self._given_splits or build_splits(cfg)
+        self.splits = self._given_splits or build_splits(cfg, run_dir=self.out)
         self.sampler = DeterministicBatches(len(self.splits["train"]), t.batch_size,
                                             acc.num_processes, acc.process_index, t.seed)
         if self._caller_task is not None:

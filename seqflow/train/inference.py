@@ -96,7 +96,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", weights: str = "auto"
     run.refuse_rebuild()
     run.refuse_given_splits()
     flow, cfg, info = load_run(run_dir, weights)
-    splits = build_splits(rd.resolve_data_path(run, cfg))
+    splits = build_splits(rd.resolve_data_path(run, cfg), run_dir=run.root)
     if split not in splits:
         raise ValueError(f"split must be one of {', '.join(splits)}, got {split!r}")
     dataset = splits[split]

@@ -12,6 +12,7 @@ torch.Size([3, 2])
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from torch import nn
@@ -20,6 +21,8 @@ from seqflow.distributions import Flow, StandardNormal
 from seqflow.train.config import ConfigError, ModelConfig
 from seqflow.transforms import (
     ActNorm,
+    Compose,
+    Scaling,
     SequenceIAF,
     SequenceMAF,
     SequenceStack,
@@ -55,7 +58,7 @@ def _sequence(layer: type) -> Callable[[ModelConfig], Transform]:
     def build(cfg: ModelConfig) -> Transform:
         """channels, steps, conditioner and its sizes (blocks, residual_channels,
         skip_channels, kernel_size, cycles | hidden_features, head_features), cond_channels,
-        upsample_factor, num_global_ids, log_scale_bound."""
+        upsample_factor, num_global_ids, log_scale_bound, log_scale_floor, input_scale."""
         cond = cfg.cond_channels or None
         if cfg.conditioner == "wavenet":
             sizes = dict(residual_channels=cfg.residual_channels, skip_channels=cfg.skip_channels,
@@ -65,15 +68,32 @@ def _sequence(layer: type) -> Callable[[ModelConfig], Transform]:
         layers = [
             layer(cfg.channels, conditioner=cfg.conditioner, blocks=max(cfg.blocks, 1),
                   cond_channels=cond, num_global_ids=cfg.num_global_ids or None,
-                  log_scale_bound=cfg.log_scale_bound, **sizes)
+                  log_scale_bound=cfg.log_scale_bound,
+                  log_scale_floor=cfg.log_scale_floor or None, **sizes)
             for _ in range(cfg.steps)
         ]
         try:
-            return SequenceStack(layers, cond_channels=cond,
-                                 upsample_factor=cfg.upsample_factor if cond else 1)
+            stack = SequenceStack(layers, cond_channels=cond,
+                                  upsample_factor=cfg.upsample_factor if cond else 1)
         except ValueError as err:
             raise ConfigError(f"model: {err}") from None
+        if cfg.input_scale == 1.0:
+            return stack
+        return Compose([input_scaling(cfg.channels, cfg.input_scale), stack])
     return build
+
+
+def input_scaling(channels: int, input_scale: float) -> Scaling:
+    """A :class:`Scaling` that starts as ``x / input_scale`` (its log-scale stays learnable).
+
+    Conditioners learn slowly from inputs far below unit scale (speech on ``[-1, 1)`` has an
+    RMS near 0.1): the weights from the input must first grow by the inverse factor, at about
+    the learning rate per step. The scaling is part of the flow, so likelihoods stay in the
+    data's units.
+    """
+    scaling = Scaling(channels)
+    nn.init.constant_(scaling.log_scale, -math.log(input_scale))
+    return scaling
 
 
 def _waveglow(cfg: ModelConfig) -> Transform:

@@ -6,7 +6,9 @@ The affine map between data ``x`` and noise ``z`` is
 
     z_i = (x_i - mu_i) * exp(-s_i),        x_i = z_i * exp(s_i) + mu_i,
 
-with ``s = soft_clamp(raw_log_scale, log_scale_bound)``.
+with ``s = soft_clamp(raw_log_scale, log_scale_bound)``, or with an explicit lower floor
+``s = floored_log_scale(raw_log_scale, log_scale_floor, log_scale_bound)`` when
+``log_scale_floor`` is given (see :func:`~seqflow.transforms.elementwise.bound_log_scale`).
 
 * MAF (``conditioner_side="data"``): ``(mu, s) = c(x)``. ``forward`` (density) is one
   conditioner pass; ``inverse`` (sampling) is sequential.
@@ -22,7 +24,7 @@ it is tested against: one full conditioner pass per element.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import torch
@@ -33,7 +35,7 @@ from seqflow.checks import check_context, check_input, describe_nonfinite
 from seqflow.nn.context import Context
 from seqflow.nn.threads import streaming_threads
 from seqflow.transforms.base import Transform, sum_except_batch
-from seqflow.transforms.elementwise import soft_clamp
+from seqflow.transforms.elementwise import bound_log_scale
 
 
 def affine(y: Tensor, shift: Tensor, log_scale: Tensor, generate: bool) -> Tensor:
@@ -57,7 +59,10 @@ class AutoregressiveAffine(Transform):
             optionally ``num_sequential_steps(y_like)`` for :meth:`naive_sequential`.
         features: size of axis 1 (features or channels).
         conditioner_side: ``"data"`` for MAF, ``"noise"`` for IAF.
-        log_scale_bound: ``s`` is bounded to ``(-bound, bound)`` by :func:`soft_clamp`.
+        log_scale_bound: ``s`` is bounded to ``(-bound, bound)`` by
+            :func:`~seqflow.transforms.soft_clamp`, or from above when a floor is given.
+        log_scale_floor: None (symmetric bound), or a negative lower limit of ``s``
+            (:func:`~seqflow.transforms.elementwise.floored_log_scale`).
         context_features: size of axis 1 of a vector context, or None (sequence conditioners
             validate their own context).
         sequence: inputs are ``(batch, channels, time)`` instead of ``(batch, features)``.
@@ -71,6 +76,7 @@ class AutoregressiveAffine(Transform):
         log_scale_bound: float = 6.0,
         context_features: int | None = None,
         sequence: bool = False,
+        log_scale_floor: float | None = None,
     ):
         super().__init__()
         if conditioner_side not in ("data", "noise"):
@@ -79,10 +85,13 @@ class AutoregressiveAffine(Transform):
             )
         if not log_scale_bound > 0:
             raise ValueError(f"log_scale_bound must be > 0, got {log_scale_bound}")
+        if log_scale_floor is not None and not log_scale_floor < 0:
+            raise ValueError(f"log_scale_floor must be < 0 (or None), got {log_scale_floor}")
         self.conditioner = conditioner
         self.features = features
         self.conditioner_side = conditioner_side
         self.log_scale_bound = log_scale_bound
+        self.log_scale_floor = log_scale_floor
         self.context_features = context_features
         self.sequence = sequence
 
@@ -109,7 +118,11 @@ class AutoregressiveAffine(Transform):
         follow ``y``. This is the per-element Gaussian that density distillation needs.
         """
         shift, raw = self.conditioner(y, context)
-        return shift, soft_clamp(raw, self.log_scale_bound)
+        return shift, self.bound_log_scale(raw)
+
+    def bound_log_scale(self, raw: Tensor) -> Tensor:
+        """The bounded log-scale ``s`` of raw conditioner outputs (any shape)."""
+        return bound_log_scale(raw, self.log_scale_bound, self.log_scale_floor)
 
     # --- one-pass directions -------------------------------------------------------------
     def _one_pass(self, y: Tensor, context: Context, generate: bool) -> tuple[Tensor, Tensor]:
@@ -207,7 +220,10 @@ def sequential(
             layer.conditioner.start_stream(batch, context, length, h)
             for layer, h in zip(order, histories, strict=True)
         ]
-        if not vector and all(getattr(state, "runs_sequences", False) for state in states):
+        compiled = not vector and all(getattr(state, "runs_sequences", False)
+                                      and layer.log_scale_floor is None
+                                      for layer, state in zip(order, states, strict=True))
+        if compiled:
             # Whole sequences, layer after layer: the same result as visiting the layers at
             # every step, since this call returns only when every step is done.
             u, logdet = u_all, u_all.new_zeros(batch)
@@ -215,7 +231,7 @@ def sequential(
                 u, layer_logdet = state.run_sequence(u, layer.log_scale_bound, generate)
                 logdet = logdet + layer_logdet
             return u, (logdet if generate else -logdet)
-        plan = [(state, state.order, layer.log_scale_bound)
+        plan = [(state, state.order, layer.bound_log_scale)
                 for layer, state in zip(order, states, strict=True)]
         step = _step_one_channel if channels == 1 else _step_channels
         log_scales: list[Tensor] = []  # summed once at the end: fewer ops, pairwise accuracy
@@ -229,12 +245,12 @@ def sequential(
     return outputs, (logdet if generate else -logdet)
 
 
-def _step_one_channel(state, groups: list[int], u: Tensor, bound: float, generate: bool,
-                      log_scales: list[Tensor]) -> Tensor:
+def _step_one_channel(state, groups: list[int], u: Tensor, bound: Callable[[Tensor], Tensor],
+                      generate: bool, log_scales: list[Tensor]) -> Tensor:
     """One time step of one layer on a single channel: ``u`` ``(batch, 1)`` -> ``(batch, 1)``."""
     for c in groups:  # [0], or [] for a conditioner without groups
         shift, raw = state.params(c).split(1, dim=1)
-        log_scale = soft_clamp(raw, bound)
+        log_scale = bound(raw)
         u = affine(u, shift, log_scale, generate)
         log_scales.append(log_scale)
         state.feed(c, u)
@@ -242,13 +258,13 @@ def _step_one_channel(state, groups: list[int], u: Tensor, bound: float, generat
     return u
 
 
-def _step_channels(state, groups: list[int], u: Tensor, bound: float, generate: bool,
-                   log_scales: list[Tensor]) -> Tensor:
+def _step_channels(state, groups: list[int], u: Tensor, bound: Callable[[Tensor], Tensor],
+                   generate: bool, log_scales: list[Tensor]) -> Tensor:
     """One time step of one layer, one channel group at a time: ``(batch, C) -> (batch, C)``."""
     values = list(u.unbind(1))
     for c in groups:
         p = state.params(c)
-        log_scale = soft_clamp(p[:, 1], bound)
+        log_scale = bound(p[:, 1])
         values[c] = affine(values[c], p[:, 0], log_scale, generate)
         log_scales.append(log_scale)
         state.feed(c, values[c])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqflow.checks import check_input
@@ -20,6 +21,35 @@ def soft_clamp(raw: Tensor, bound: float) -> Tensor:
     tensor([ 0.0000,  5.0000, -5.0000])
     """
     return raw / (1 + raw.abs() / bound)
+
+
+def floored_log_scale(raw: Tensor, floor: float, bound: float) -> Tensor:
+    """Bound a log-scale to ``(floor, bound + eps)`` with an explicit lower floor.
+
+    ``u = bound - softplus(bound - raw)`` caps from above, then
+    ``s = floor + softplus(u - floor)`` floors from below: ``s > floor`` (float rounding may
+    reach it) and
+    ``s < bound + log1p(exp(floor - bound))`` (above ``bound`` by ``exp(floor - bound)`` at
+    most, e.g. ``3e-7`` for ``floor=-9, bound=6``). Between the limits ``s`` is close to
+    ``raw`` with slope close to 1, so a Gaussian scale can reach ``exp(floor)`` for moderate
+    ``raw`` (ClariNet, Ping et al. 2019, floors ``log sigma`` at -7 to -9 for 16-bit audio); the
+    symmetric :func:`soft_clamp` of bound 6 reaches ``log sigma = -5`` only at ``raw = -30``.
+
+    >>> import torch
+    >>> s = floored_log_scale(torch.tensor([-1e3, -9.0, 0.0, 1e3]), -9.0, 6.0)
+    >>> [round(v, 2) for v in s.tolist()]
+    [-9.0, -8.31, -0.0, 6.0]
+    """
+    upper = bound - F.softplus(bound - raw)
+    return floor + F.softplus(upper - floor)
+
+
+def bound_log_scale(raw: Tensor, bound: float, floor: float | None = None) -> Tensor:
+    """The log-scale of an affine layer: :func:`soft_clamp` ``(raw, bound)`` when ``floor`` is
+    None, else :func:`floored_log_scale` ``(raw, floor, bound)``."""
+    if floor is None:
+        return soft_clamp(raw, bound)
+    return floored_log_scale(raw, floor, bound)
 
 
 class Scaling(Transform):

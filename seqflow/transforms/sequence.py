@@ -54,6 +54,7 @@ class _SequenceAutoregressive(AutoregressiveAffine):
         num_global_ids: int | None = None,
         order: str | Sequence[int] = "natural",
         log_scale_bound: float = 6.0,
+        log_scale_floor: float | None = None,
     ):
         name = type(self).__name__
         check_positive(name, channels=channels)
@@ -82,7 +83,8 @@ class _SequenceAutoregressive(AutoregressiveAffine):
         if net.channels != channels:
             raise ValueError(f"{name}: channels={channels} but the conditioner models "
                              f"{net.channels} channels")
-        super().__init__(net, channels, self.side, log_scale_bound, sequence=True)
+        super().__init__(net, channels, self.side, log_scale_bound, sequence=True,
+                         log_scale_floor=log_scale_floor)
         self.channels = channels
 
     @property
@@ -113,6 +115,9 @@ _ARGS_DOC = """
         num_global_ids: number of global ids (e.g. speakers), or None.
         order: channel order within a time step.
         log_scale_bound: ``s = soft_clamp(raw, bound)`` (``a / (1 + |a| / bound)``), default 6.
+        log_scale_floor: None, or a negative floor: then ``s`` lies in ``(floor, bound)``
+            (:func:`~seqflow.transforms.elementwise.floored_log_scale`; audio teachers use
+            about -9, since the symmetric bound keeps ``s`` well above ``-bound``).
 """
 
 
