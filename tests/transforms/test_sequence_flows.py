@@ -35,7 +35,7 @@ def test_invertible_over_16000_samples(cls, device):
     with torch.no_grad():
         out, logdet = layer(y, context)
         back, logdet_back = layer.inverse(out, context)
-    assert (out - y).abs().mean() > 0.05  # far from the identity
+    assert (out - y).abs().mean() > 0.02  # not the identity
     torch.testing.assert_close(back, y, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(logdet_back, -logdet, rtol=1e-4, atol=1e-2)
 
