@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -176,6 +177,7 @@ def fan_chart(path: Path, series, origins: np.ndarray, samples: np.ndarray, cont
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
     K, _, H, D = samples.shape
@@ -200,6 +202,9 @@ def fan_chart(path: Path, series, origins: np.ndarray, samples: np.ndarray, cont
                             label="50 %")
             ax.plot(series.times[after], q[2, :, d], color="C0", lw=1.2, label="median")
             ax.axvline(series.times[o], color="grey", lw=0.6)
+            locator = mdates.AutoDateLocator(maxticks=4)
+            ax.xaxis.set_major_locator(locator)
+            ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
             ax.tick_params(labelsize=7)
             if row == 0:
                 ax.set_title(f"origin {k} ({str(series.times[o])[:10]})", fontsize=8)
@@ -207,8 +212,10 @@ def fan_chart(path: Path, series, origins: np.ndarray, samples: np.ndarray, cont
                 ax.set_ylabel(series.targets[d], fontsize=8)
     axes[0][0].legend(fontsize=6, loc="upper left")
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with warnings.catch_warnings():  # the date locator warns about short yearly ranges
+        warnings.simplefilter("ignore", UserWarning)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
