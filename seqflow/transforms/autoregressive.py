@@ -204,10 +204,10 @@ def sequential(
             layer.conditioner.start_stream(batch, context, length, h)
             for layer, h in zip(order, histories, strict=True)
         ]
-        if not vector and all(getattr(state, "runs_sequences", False) for state in states):
+        if all(getattr(state, "runs_sequences", False) for state in states):
             # Whole sequences, layer after layer: the same result as visiting the layers at
             # every step, since this call returns only when every step is done.
-            u, logdet = u_all, u_all.new_zeros(batch)
+            u, logdet = inputs, inputs.new_zeros(batch)
             for layer, state in zip(order, states, strict=True):
                 u, layer_logdet = state.run_sequence(u, layer.log_scale_bound, generate)
                 logdet = logdet + layer_logdet
