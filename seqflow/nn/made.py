@@ -22,6 +22,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -343,6 +344,7 @@ class MADEStream:
         ctx_term = None
         if made.context_layer is not None:
             ctx_term = made.context_layer(context)[:, plan.unit_order[0].to(like.device)]
+        self.runs_sequences = not self.recording and made.params_per_feature == 2
         if not self.recording:
             self.program = StreamProgram.acquire(made, plan, self.weights, batch, self)
             self.program.start(ctx_term)
@@ -402,45 +404,54 @@ class MADEStream:
     def advance(self) -> None:
         """A vector has one time step: nothing to close."""
 
+    def run_sequence(self, u: Tensor, bound: float, generate: bool) -> tuple[Tensor, Tensor]:
+        """Every feature of an affine layer on this MADE at once (the whole vector).
 
-def _activate_into(name: str, source: Tensor, out: Tensor) -> None:
-    """``out = activation(source)`` for MADE's activations, written into ``out``."""
+        ``u`` ``(batch, features)`` is the layer's input (noise when ``generate``, data
+        otherwise); returns the result ``(batch, features)`` and the summed log-scales
+        ``soft_clamp(raw, bound)`` ``(batch,)``. Only when :attr:`runs_sequences` is true (no
+        gradient recording, ``P = 2``) and before any ``params`` call.
+        """
+        if not self.runs_sequences or self.step != 0:
+            raise ValueError("MADEStream.run_sequence: needs a fresh stream without gradient "
+                             "recording and two parameters per feature")
+        order = self.plan.input_order.to(u.device)
+        log_scales = self.program.run(u.T.index_select(0, order), bound, generate)
+        self.step = len(self.order)
+        result = torch.empty_like(u)
+        result[:, order] = self.program.inputs.T
+        return result, log_scales.sum(0)
+
+
+def _activation_op(name: str, source: Tensor, out: Tensor | None) -> Callable[[], object]:
+    """A call that writes ``activation(source)`` into ``out`` (into ``source`` when None)."""
+    if out is None:
+        if name == "relu":
+            return source.relu_
+        if name == "tanh":
+            return source.tanh_
+        return partial(_copy_activation, name, source, source)
     if name == "relu":
-        torch.clamp_min(source, 0.0, out=out)
-    elif name == "tanh":
-        torch.tanh(source, out=out)
-    else:
-        out.copy_(ACTIVATIONS[name](source))
+        return partial(torch.clamp_min, source, 0.0, out=out)
+    if name == "tanh":
+        return partial(torch.tanh, source, out=out)
+    return partial(_copy_activation, name, source, out)
 
 
-def _activate_(name: str, x: Tensor) -> None:
-    """The activation in place."""
-    if name == "relu":
-        x.relu_()
-    elif name == "tanh":
-        x.tanh_()
-    else:
-        x.copy_(ACTIVATIONS[name](x))
-
-
-@dataclass
-class _Instruction:
-    """One layer at one step: ``raw = bias + weight @ source (+ residual)``, then activate."""
-
-    weight: Tensor | None  # (n, width), None when no source unit is known yet (width 0)
-    bias: Tensor  # (n, 1), or (n, batch) for the first layer with a context
-    source: Tensor | None  # (width, batch)
-    residual: Tensor | None  # (n, batch)
-    raw: Tensor  # (n, batch) destination of the pre-activation
-    act: Tensor | None  # (n, batch) destination of the activation; raw itself when None
+def _copy_activation(name: str, source: Tensor, out: Tensor) -> None:
+    out.copy_(ACTIVATIONS[name](source))
 
 
 class StreamProgram:
-    """The no-grad steps of a :class:`MADEStream` as precomputed views (``(units, batch)``).
+    """The no-grad steps of a :class:`MADEStream` as lists of prepared calls.
 
-    One program serves one stream at a time; :meth:`acquire` reuses the MADE's cached program
-    when the weights, plan and batch are unchanged and no other live stream holds it, so
-    repeated sampling pays the slicing once.
+    Every call is bound to views of the sorted weights and of preallocated ``(units, batch)``
+    buffers and writes its result in place, so a step runs no slicing, no allocation and no
+    Python bookkeeping: ``hidden[k]`` computes every layer's units of degree ``k``;
+    :meth:`run` adds the output units and the affine map of a flow layer and runs every step
+    of a vector. One program serves one stream at a time; :meth:`acquire` reuses the MADE's
+    cached program while the weights, plan and batch are unchanged and no other live stream
+    holds it, so repeated sampling prepares the calls once.
     """
 
     _cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -449,25 +460,27 @@ class StreamProgram:
                  batch: int):
         like = weights[0][0]
         nodes = made._nodes
-        self.activation = made.activation_name
+        name = made.activation_name
         self.params_per_feature = made.params_per_feature
         self.batch = batch
+        features = made.features
         units = [w.shape[0] for w, _ in weights[:-1]]
         keep_raw = {n.residual for n in nodes} | {n.source for n in nodes
                                                   if not n.activate_source}
-        self.inputs = like.new_zeros(made.features, batch)
+        self.inputs = like.new_zeros(features, batch)
         self.input_rows = list(self.inputs.split(1))  # (1, batch) each
-        raw = {i: like.new_zeros(units[i], batch) for i in keep_raw if i is not None and i >= 0}
+        raw = {i: like.new_zeros(units[i], batch) for i in keep_raw
+               if i is not None and i >= 0}
         act = [like.new_zeros(n, batch) for n in units]
         self.context_bias = None
         if made.context_layer is not None:
             self.context_bias = like.new_zeros(units[0], batch)
         self.first_bias = weights[0][1][:, None]
-        self.steps: list[tuple[list[_Instruction], tuple[Tensor | None, Tensor, Tensor | None]]]
-        self.steps = []
+        self.hidden: list[list[Callable[[], object]]] = []
+        self.output: list[tuple[Tensor | None, Tensor, Tensor | None]] = []
         last = len(nodes) - 1
-        for k in range(made.features):
-            hidden, output = [], None
+        for k in range(features):
+            ops: list[Callable[[], object]] = []
             for i, node in enumerate(nodes):
                 start, end = plan.bounds[i][k]
                 if start == end:
@@ -485,15 +498,18 @@ class StreamProgram:
                 else:
                     b = bias[start:end, None]
                 if i == last:
-                    output = (w, b, source)
+                    self.output.append((w, b, source))
                     continue
-                res = None if node.residual is None else raw[node.residual][start:end]
-                if i in raw:
-                    hidden.append(_Instruction(w, b, source, res, raw[i][start:end],
-                                               act[i][start:end]))
+                dst = raw[i][start:end] if i in raw else act[i][start:end]
+                if w is None:
+                    ops.append(partial(dst.copy_, b.expand_as(dst)))
                 else:
-                    hidden.append(_Instruction(w, b, source, res, act[i][start:end], None))
-            self.steps.append((hidden, output))
+                    ops.append(partial(torch.addmm, b, w, source, out=dst))
+                if node.residual is not None:
+                    ops.append(partial(dst.add_, raw[node.residual][start:end]))
+                ops.append(_activation_op(name, dst, act[i][start:end] if i in raw else None))
+            self.hidden.append(ops)
+        self._affine_ops: dict[tuple[float, bool], list[Callable[[], object]]] = {}
         self.owner: weakref.ref | None = None
 
     @classmethod
@@ -520,25 +536,58 @@ class StreamProgram:
 
     def params(self, k: int) -> Tensor:
         """``(batch, P)`` of the feature of degree ``k + 1``."""
-        name = self.activation
-        for ins in self.steps[k][0]:
-            if ins.weight is None:
-                ins.raw.copy_(ins.bias.expand_as(ins.raw))
-            else:
-                torch.addmm(ins.bias, ins.weight, ins.source, out=ins.raw)
-            if ins.residual is not None:
-                ins.raw.add_(ins.residual)
-            if ins.act is None:
-                _activate_(name, ins.raw)
-            else:
-                _activate_into(name, ins.raw, ins.act)
-        w, b, source = self.steps[k][1]
+        for op in self.hidden[k]:
+            op()
+        w, b, source = self.output[k]
         if w is None:
             return b.T.expand(self.batch, -1)
         return torch.addmm(b, w, source).T
 
     def feed(self, k: int, value: Tensor) -> None:
         self.input_rows[k].copy_(value if value.dim() == 1 else value.reshape(-1))
+
+    def run(self, u: Tensor, bound: float, generate: bool) -> Tensor:
+        """Every step of an affine layer (``P = 2``): ``u`` ``(features, batch)`` is the
+        layer's input in the order; the results land in :attr:`inputs`. Returns the log-scales
+        ``(features, batch)`` in the order (a buffer of this program)."""
+        ops = self._affine_ops.get((bound, generate))
+        if ops is None:
+            ops = self._affine_ops[(bound, generate)] = self._build_affine(bound, generate)
+        self.layer_input.copy_(u)
+        for op in ops:
+            op()
+        return self.log_scales
+
+    def _build_affine(self, bound: float, generate: bool) -> list[Callable[[], object]]:
+        """The calls of :meth:`run`: per step the hidden units, the two output units,
+        ``s = soft_clamp(raw, bound)`` and the affine map, all in place."""
+        like = self.inputs
+        if not hasattr(self, "layer_input"):
+            self.layer_input = torch.empty_like(like)
+            self.log_scales = torch.empty_like(like)
+            self._scratch = like.new_empty(5, self.batch)
+        params, den, scale, ones = self._scratch[:2], *self._scratch[2:5].split(1)
+        ones.fill_(1.0)
+        shift, raw = params.split(1)
+        ops: list[Callable[[], object]] = []
+        steps = zip(self.hidden, self.output, self.layer_input.split(1),
+                    self.log_scales.split(1), self.input_rows, strict=True)
+        for hidden, (w, b, source), u, s, out in steps:
+            ops += hidden
+            if w is None:
+                ops.append(partial(params.copy_, b.expand_as(params)))
+            else:
+                ops.append(partial(torch.addmm, b, w, source, out=params))
+            ops += [partial(torch.abs, raw, out=den),  # soft_clamp: raw / (1 + |raw| / bound)
+                    partial(torch.add, ones, den, alpha=1.0 / bound, out=den),
+                    partial(torch.div, raw, den, out=s),
+                    partial(torch.exp, s, out=scale)]
+            if generate:
+                ops.append(partial(torch.addcmul, shift, u, scale, out=out))
+            else:
+                ops += [partial(torch.sub, u, shift, out=den),
+                        partial(torch.div, den, scale, out=out)]
+        return ops
 
 
 class _Columns:

@@ -220,13 +220,14 @@ def sequential(
             layer.conditioner.start_stream(batch, context, length, h)
             for layer, h in zip(order, histories, strict=True)
         ]
-        compiled = not vector and all(getattr(state, "runs_sequences", False)
-                                      and layer.log_scale_floor is None
-                                      for layer, state in zip(order, states, strict=True))
+        # The prepared whole-sequence runs compute soft_clamp(raw, bound): layers with a
+        # log-scale floor take the step-by-step path below.
+        compiled = all(getattr(state, "runs_sequences", False) and layer.log_scale_floor is None
+                       for layer, state in zip(order, states, strict=True))
         if compiled:
             # Whole sequences, layer after layer: the same result as visiting the layers at
             # every step, since this call returns only when every step is done.
-            u, logdet = u_all, u_all.new_zeros(batch)
+            u, logdet = inputs, inputs.new_zeros(batch)
             for layer, state in zip(order, states, strict=True):
                 u, layer_logdet = state.run_sequence(u, layer.log_scale_bound, generate)
                 logdet = logdet + layer_logdet

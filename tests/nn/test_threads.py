@@ -23,24 +23,27 @@ def _two_threads(monkeypatch):
 
 
 def seen_during_streaming(monkeypatch) -> list[int]:
-    """Thread counts observed inside every ``params`` call of a MADE stream."""
+    """Thread counts observed inside every MADE stream: at its start and at every step."""
     seen: list[int] = []
-    original = MADEStream.params
+    for cls, name in ((MADEStream, "params"), (MADEStream, "run_sequence"),
+                      (MADEStream, "__init__")):
+        original = getattr(cls, name)
 
-    def spy(self, feature):
-        seen.append(torch.get_num_threads())
-        return original(self, feature)
+        def spy(self, *args, _original=original):
+            seen.append(torch.get_num_threads())
+            return _original(self, *args)
 
-    monkeypatch.setattr(MADEStream, "params", spy)
+        monkeypatch.setattr(cls, name, spy)
     return seen
 
 
-def test_sequential_streams_on_one_thread_and_restores_the_callers_setting(monkeypatch):
+@pytest.mark.parametrize("grad", [False, True])  # whole-vector program / step by step
+def test_sequential_streams_on_one_thread_and_restores_the_callers_setting(grad, monkeypatch):
     seen = seen_during_streaming(monkeypatch)
     layer = MAF(4, hidden_features=8)
-    with torch.no_grad():
+    with torch.set_grad_enabled(grad):
         layer.inverse(torch.randn(3, 4))
-    assert seen == [1] * 4
+    assert seen == [1] * (5 if grad else 2)
     assert torch.get_num_threads() == 2
 
 
@@ -55,17 +58,19 @@ def test_override_by_call_and_by_environment(monkeypatch):
     layer.inverse(z)
     monkeypatch.setenv(threads.ENV_VAR, "0")
     layer.inverse(z)
-    assert seen == [2, 2, 3, 3, 2, 2]
+    assert seen == [2] * 3 + [3] * 3 + [2] * 3
     assert torch.get_num_threads() == 2
 
 
-def test_setting_restored_when_the_loop_fails(monkeypatch):
-    def fail(self, feature):
+@pytest.mark.parametrize("grad", [False, True])
+def test_setting_restored_when_the_loop_fails(grad, monkeypatch):
+    def fail(self, *args):
         assert torch.get_num_threads() == 1
         raise RuntimeError("boom")
 
     monkeypatch.setattr(MADEStream, "params", fail)
-    with pytest.raises(RuntimeError, match="boom"):
+    monkeypatch.setattr(MADEStream, "run_sequence", fail)
+    with pytest.raises(RuntimeError, match="boom"), torch.set_grad_enabled(grad):
         MAF(2, hidden_features=8).inverse(torch.randn(3, 2))
     assert torch.get_num_threads() == 2
 
