@@ -26,10 +26,10 @@ from typing import Any
 
 import torch
 import yaml
-from data import Images, load_images, splits  # noqa: E402
 from model import POSTERIORS, VAE, VAEConfig  # noqa: E402
 from torch import Tensor
 
+from data import Images, load_images, splits  # noqa: E402
 from seqflow.train import config_from_dict
 from seqflow.train import train as engine_train
 from seqflow.train.checkpoints import write_json_atomic
