@@ -6,7 +6,8 @@ Files of the same series (the CSV's name) are merged into one table: every model
 file, one row each (a model name that appears twice is an error). Columns: mean CRPS, CRPS
 normalized by the sum of |target|, MASE, 50 % and 90 % coverage, CRPS-sum and energy score
 for multivariate series, and seconds (training and sampling for the forecaster, fit and
-simulation for a baseline). The lowest CRPS of each table is in bold.
+simulation for a baseline). The forecasters' rows come first; the lowest CRPS of each table is
+in bold.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ def table(entry: dict) -> str:
     best = min(m["crps"] for m in models.values())
     lines = ["| model | " + " | ".join(columns) + " |",
              "|---|" + "---:|" * len(columns)]
-    for name, m in models.items():
+    ours = [name for name in models if name.startswith("seqflow")]
+    for name in ours + [name for name in models if name not in ours]:
+        m = models[name]
         crps = _cell(m["crps"])
         cells = [f"**{crps}**" if m["crps"] == best else crps, _cell(m["normalized_crps"]),
                  _cell(m["mase"]), _cell(m["coverage_50"], 3), _cell(m["coverage_90"], 3)]
