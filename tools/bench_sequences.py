@@ -87,7 +87,7 @@ def bench_one(flows, length: int, batch: int, args) -> dict:
     row: dict = {"length": length, "batch": batch}
     row["maf_log_prob_s"] = timed(lambda: maf.log_prob(x, validate=False), r)
     row["maf_sample_stream_s"] = timed(lambda: maf.transform.inverse(z), slow)
-    row["iaf_sample_s"] = timed(lambda: iaf.inverse(z), r)
+    row["iaf_sample_s"] = timed(lambda: iaf.transform.inverse(z), r)
     row["iaf_log_prob_stream_s"] = timed(lambda: iaf.log_prob(x, validate=False), slow)
     row["waveglow_log_prob_s"] = timed(lambda: glow.log_prob(x, validate=False), r)
     row["waveglow_sample_s"] = timed(lambda: glow.transform.inverse(z), r)
