@@ -277,6 +277,7 @@ def main(argv: list[str] | None = None) -> None:
     args, rest = parser.parse_known_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    load_start = list(os.getloadavg())  # the machine may be shared: say how busy it was
     report: dict = {
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
                     "torch": torch.__version__, "threads": args.threads, "device": str(device)},
@@ -302,6 +303,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.repeats is not None:
             rest = [*rest, "--repeats", str(args.repeats)]
         report["sequences"] = bench_sequences.main(rest, device=device)
+    report["machine"]["load_average_start_end"] = [load_start, list(os.getloadavg())]
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=1))

@@ -191,6 +191,12 @@ def sequential(
     *result side* (data for MAF, noise for IAF); the call then continues that sequence and a
     local context must cover ``T0 + time`` samples. Returns the result shaped like ``inputs``
     and the log-determinant of the map from ``inputs`` to it, ``(batch,)``.
+
+    When every stream state offers ``run_sequence`` (``runs_sequences`` true: the MADE
+    program and the compiled single-channel WaveNet kernel, both without gradient recording),
+    each layer runs all its steps in one call, layer after layer; the result is the same,
+    since nothing is returned before every step is done. The loop runs on the intra-op thread
+    count of :mod:`seqflow.nn.threads` (1 unless overridden) and restores the caller's.
     """
     first = layers[0]
     first.validate(inputs, context, "sequential")

@@ -26,3 +26,30 @@ def test_sequence_benchmark_tiny_run(tmp_path):
         assert row["max_abs_diff_stream_vs_naive"] < 1e-4  # streamed == naive samples
         assert all(v > 0 for k, v in row.items() if k.endswith("_s"))
     assert out_png.stat().st_size > 10_000
+
+
+def test_speed_sections_tiny_run(tmp_path):
+    """The streaming-step, one-pass and vector-stack sections run and report what they claim."""
+    seq = [sys.executable, str(ROOT / "tools/bench_sequences.py"), "--residual", "4", "--layers",
+           "3", "--repeats", "1", "--repeats-slow", "1"]
+    out = tmp_path / "stream.json"
+    done = subprocess.run([*seq, "--section", "stream", "--stream-batches", "1", "2",
+                           "--stream-steps", "16", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(out.read_text())
+    # 4 residual channels, 3 blocks, kernel 2: counted by hand from the layer shapes.
+    per_block = 4 * 8 + 4 * 8 + 4 * 4  # past tap, current tap, skip 1x1
+    assert report["flops_per_step_per_sample"] == 2 * (4 + 3 * per_block + 2 * 16 + 16 + 8)
+    assert {(r["batch"], r["mode"], r["process_threads"]) for r in report["rows"]} == {
+        (b, m, t) for b in (1, 2) for m in ("auto", "eager") for t in (1, 2)}
+    assert all(r["us_per_step"] > 0 and 0 < r["matmul_fraction"] for r in report["rows"])
+    out = tmp_path / "one_pass.json"
+    done = subprocess.run([*seq, "--section", "one-pass", "--batches", "1", "--one-pass-lengths",
+                           "300", "3000", "--whole-max-values", "1000", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["length"], r["variant"]) for r in rows] == [(300, "chunked"), (300, "whole"),
+                                                           (3000, "chunked")]
+    assert all(r["peak_bytes"] >= 0 and r["samples_per_s"] > 0 for r in rows)
