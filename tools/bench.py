@@ -18,8 +18,9 @@ D = 256 with MADE 256 x 2) at batch 256 and 1024 with 1 and 2 process threads, i
 ``speed`` is the before/after comparison of issue 14 from one command: it runs the
 ``maf-stack`` section and the streaming-step section of ``tools/bench_sequences.py`` in
 subprocesses, alternating between the source tree ``--before`` (e.g. an unpacked older commit)
-and this tree for ``--rounds`` rounds, then the chunked one-pass section once in this tree
-(chunked and whole passes interleaved in one process), and prints the tables with medians.
+and this tree for ``--rounds`` rounds, then the chunked one-pass section
+(chunked and whole passes interleaved in one process) once in each tree, and prints the tables
+with medians. A tree without chunking runs the whole pass only up to ``--whole-max-values``.
 """
 
 from __future__ import annotations
@@ -230,8 +231,9 @@ def bench_speed(before: Path, rounds: int, one_pass: list[str]) -> dict:
             key: statistics.median(run[key] for run in stream[name])
             for key in ("matmul_flops_per_s_1_thread", "one_pass_s_per_sample_T4096_b1",
                         "one_pass_cpu_s_per_sample_T4096_b1", "flops_per_step_per_sample")}
-    report["one_pass"] = _child(ROOT, [str(tools / "bench_sequences.py"), "--section",
-                                       "one-pass", *one_pass])
+    for name, tree in trees.items():
+        report[f"one_pass_{name}"] = _child(tree, [str(tools / "bench_sequences.py"),
+                                                   "--section", "one-pass", *one_pass])
     return report
 
 
@@ -253,8 +255,10 @@ def speed_tables(report: dict) -> str:
         parts.append("")
     import bench_sequences
 
-    parts.append("One-pass IAF sampling, chunked vs whole:\n")
-    parts.append(bench_sequences.one_pass_table(report["one_pass"]["rows"]))
+    for name in ("before", "after"):
+        parts.append(f"One-pass IAF sampling, {name}:\n")
+        parts.append(bench_sequences.one_pass_table(report[f"one_pass_{name}"]["rows"]))
+        parts.append("")
     return "\n".join(parts)
 
 
@@ -280,7 +284,8 @@ def main(argv: list[str] | None = None) -> None:
     load_start = list(os.getloadavg())  # the machine may be shared: say how busy it was
     report: dict = {
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "torch": torch.__version__, "threads": args.threads, "device": str(device)},
+                    "torch": torch.__version__, "threads": args.threads, "device": str(device),
+                    "malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}},
     }
     if args.section == "maf-stack":
         report["maf_stack"] = bench_maf_stack([(64, 128), (256, 256)], [256, 1024], [1, 2],

@@ -369,8 +369,10 @@ def bench_one_pass(args) -> list[dict]:
             for length in args.one_pass_lengths:
                 z = torch.randn(batch, 1, length)
                 variants = ["chunked"] if chunk_values is not None else []
-                if batch * length <= args.whole_max_values or chunk_values is None:
+                if batch * length <= args.whole_max_values:
                     variants.append("whole")
+                if not variants:  # a tree without chunking: the whole pass would not fit
+                    continue
                 repeats = args.repeats if batch * length <= 1 << 18 else 1
                 measured: dict = {v: [] for v in variants}
                 for _ in range(repeats):
@@ -430,7 +432,7 @@ def main(argv: list[str] | None = None, device: torch.device | None = None) -> d
     parser.add_argument("--compile", action="store_true",
                         help="stream section: also time step_mode='compile' (slow to compile)")
     parser.add_argument("--one-pass-lengths", nargs="+", type=int,
-                        default=[1000, 10000, 100000, 1000000])
+                        default=[1000, 10000, 16384, 100000, 1000000])
     parser.add_argument("--whole-max-values", type=int, default=1_600_000,
                         help="one-pass section: time the unchunked pass up to batch x T values")
     parser.add_argument("--peak-child", default=None, help=argparse.SUPPRESS)

@@ -53,3 +53,19 @@ def test_speed_sections_tiny_run(tmp_path):
     assert [(r["length"], r["variant"]) for r in rows] == [(300, "chunked"), (300, "whole"),
                                                            (3000, "chunked")]
     assert all(r["peak_bytes"] >= 0 and r["samples_per_s"] > 0 for r in rows)
+
+
+def test_one_pass_section_without_chunking_skips_what_does_not_fit(monkeypatch):
+    """In a tree without chunking only the whole pass exists: it runs up to the value cap and
+    longer sequences are left out rather than run unchunked."""
+    monkeypatch.syspath_prepend(str(ROOT / "tools"))
+    import bench_sequences
+
+    monkeypatch.setattr(bench_sequences, "chunk_values", None)
+    monkeypatch.setattr(bench_sequences, "measure_peak", lambda *a: 0.0)
+    args = bench_sequences.argparse.Namespace(
+        residual=4, layers=3, batches=[1, 2], one_pass_lengths=[300, 3000],
+        whole_max_values=1000, repeats=1)
+    rows = bench_sequences.bench_one_pass(args)
+    assert [(r["batch"], r["length"], r["variant"]) for r in rows] == [(1, 300, "whole"),
+                                                                       (2, 300, "whole")]
