@@ -6,7 +6,8 @@ from pathlib import Path
 
 from torch import nn
 
-from seqflow.train.config import Config, ConfigError
+from seqflow.train.config import Config, ConfigError, load_config
+from seqflow.train.run_dir import CONFIG_FILE
 
 # Settings that define the teacher's inputs: audio rate and the log-mel it reads.
 FEATURE_KEYS = ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels", "f_min", "f_max",
@@ -35,9 +36,9 @@ def load_teacher(cfg: Config, weights: str = "auto") -> nn.Module:
     from seqflow.train.inference import load_run  # inference imports the task registry
 
     root = Path(cfg.train.distill_teacher)
-    if not (root / "config.yaml").is_file():
+    if not (root / CONFIG_FILE).is_file():
         raise ConfigError(f"train.distill_teacher: {root} is not a run directory (no "
-                          "config.yaml)")
-    flow, teacher_cfg, _ = load_run(root, weights)
-    check_teacher_data(teacher_cfg, cfg, str(root))
+                          f"{CONFIG_FILE})")
+    check_teacher_data(load_config(root / CONFIG_FILE), cfg, str(root))
+    flow, _, _ = load_run(root, weights)
     return flow.eval().requires_grad_(False)
