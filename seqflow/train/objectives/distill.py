@@ -133,6 +133,13 @@ class DistillTask(Task):
         return self._frozen["teacher"]
 
     # ----------------------------------------------------------------------------- terms
+    def stft_distance(self, pred: Tensor, target: Tensor) -> Tensor:
+        """Per-example MR-STFT loss ``(batch,)`` of waveforms ``(batch, time)``: the mean over
+        this task's resolutions of ``L_sc + L_mag``
+        (:func:`~seqflow.metrics.audio.multi_resolution_stft_terms`)."""
+        st = multi_resolution_stft_terms(pred, target, self.stft_resolutions)
+        return (st.spectral_convergence + st.log_magnitude).mean(0)
+
     def terms(self, batch: dict, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """Per-segment terms ``(batch,)``, each a mean per audio sample (see the class doc),
         plus ``loss`` and the student's sample ``x`` ``(batch, 1, T)``."""
@@ -164,9 +171,7 @@ class DistillTask(Task):
         else:
             reg = torch.zeros_like(kl)
         if self.stft_weight > 0:
-            st = multi_resolution_stft_terms(x.flatten(1), target.flatten(1),
-                                             self.stft_resolutions)
-            stft = (st.spectral_convergence + st.log_magnitude).mean(0)
+            stft = self.stft_distance(x.flatten(1), target.flatten(1))
         else:
             stft = torch.zeros_like(kl)
         loss = self.kl_weight * kl + self.reg_weight * reg + self.stft_weight * stft
