@@ -35,6 +35,8 @@ from seqflow.train.inference import load_run
 from seqflow.train.objectives.distill import DistillTask
 from seqflow.train.registry import build_task
 
+MCD_CEPSTRA = 24  # c_1..c_24, the usual MCD order (fewer when there are fewer mel bands)
+
 
 def is_distill_run(run_dir: str | Path) -> bool:
     """True when ``run_dir`` holds a config whose ``train.task`` is ``distill``."""
@@ -50,7 +52,8 @@ def _score_file(task: DistillTask, cfg: Config, item: dict, seed: int, f0: bool)
     sample = terms["x"].flatten(1)
     data = cfg.data
     mcd = mel_cepstral_distortion(sample, x.flatten(1), data.sample_rate, n_fft=data.n_fft,
-                                  hop=data.hop_length, n_mels=data.n_mels, f_min=data.f_min,
+                                  hop=data.hop_length, n_mels=data.n_mels,
+                                  n_cepstra=min(MCD_CEPSTRA, data.n_mels - 1), f_min=data.f_min,
                                   f_max=data.f_max)
     record = {"path": item["path"], "samples": x.shape[-1],
               **{k: float(terms[k]) for k in ("kl", "kl_mc", "reg", "teacher_ll")},
@@ -62,7 +65,9 @@ def _score_file(task: DistillTask, cfg: Config, item: dict, seed: int, f0: bool)
     if f0:
         pitch = f0_metrics(sample[0].double().numpy(), x[0, 0].double().numpy(),
                            data.sample_rate)
-        record.update(f0_rmse_hz=pitch.rmse_hz, f0_rmse_cents=pitch.rmse_cents,
+        voiced = pitch.voiced_both > 0  # else no F0 error is defined: None, not NaN
+        record.update(f0_rmse_hz=pitch.rmse_hz if voiced else None,
+                      f0_rmse_cents=pitch.rmse_cents if voiced else None,
                       vuv_error_rate=pitch.vuv_error_rate, voiced_both=pitch.voiced_both)
     return record
 
