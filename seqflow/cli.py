@@ -105,10 +105,28 @@ def _cmd_eval_speech(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval_distill(args: argparse.Namespace) -> int:
+    from seqflow.train.checkpoints import write_json_atomic
+    from seqflow.train.distill_eval import describe_distill, evaluate_distill_run
+
+    metrics = evaluate_distill_run(args.run, args.split, args.weights, args.data)
+    name = args.split if args.data is None else "data_" + Path(args.data).resolve().name
+    files = metrics.pop("files")
+    write_json_atomic(metrics, Path(args.run) / f"metrics_{name}.json")
+    write_json_atomic({"units": metrics["units"], "files": files},
+                      Path(args.run) / f"per_file_{name}.json")
+    print(f"seqflow eval: {describe_distill(metrics)}")
+    print(f"seqflow eval: wrote {Path(args.run) / f'metrics_{name}.json'}")
+    return 0
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from seqflow.train.checkpoints import write_json_atomic
+    from seqflow.train.distill_eval import is_distill_run
     from seqflow.train.inference import evaluate_run
 
+    if is_distill_run(args.run) and _is_speech_run(args.run):
+        return _cmd_eval_distill(args)
     if _is_speech_run(args.run):
         return _cmd_eval_speech(args)
     if args.data is not None:

@@ -148,6 +148,13 @@ class TrainConfig:
     ``latent_samples`` draws per example and step, ``iwae_samples`` draws per example when the
     ``iwae`` task evaluates, and the KL weight rising linearly from ``anneal_start`` to 1 over
     ``anneal_steps`` optimizer steps (0: no annealing).
+    Density distillation (``distill``; :mod:`seqflow.train.objectives.distill`):
+    ``distill_teacher`` is the teacher's run directory (frozen, never optimized; its mel
+    settings and sample rate must equal ``data``'s), ``distill_kl`` the KL estimator
+    (``closed_form`` per-step Gaussian KL, or ``monte_carlo``), ``distill_kl_weight``,
+    ``distill_reg_weight`` (ClariNet's ``lambda`` on ``(log sigma_s - log sigma_t)^2``),
+    ``distill_stft_weight`` and ``distill_stft_resolutions`` (``"n_fft,hop,win;..."``) of the
+    multi-resolution STFT loss against the ground truth of the same mel.
     """
 
     max_steps: int = 1000
@@ -178,6 +185,12 @@ class TrainConfig:
     iwae_samples: int = 1000
     anneal_steps: int = 0
     anneal_start: float = 0.01
+    distill_teacher: str = ""
+    distill_kl: str = "closed_form"
+    distill_kl_weight: float = 1.0
+    distill_reg_weight: float = 4.0
+    distill_stft_weight: float = 1.0
+    distill_stft_resolutions: str = "512,128,512;1024,256,1024;2048,512,2048"
 
 
 @dataclass
@@ -196,6 +209,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.mixed_precision": ("auto", "no", "bf16"),
     "train.on_nonfinite": ("error", "skip"),
     "train.log_with": ("tensorboard", "none"),
+    "train.distill_kl": ("closed_form", "monte_carlo"),
 }
 
 POSITIVE = {
@@ -212,7 +226,9 @@ POSITIVE = {
 NON_NEGATIVE = {"model.blocks", "model.cond_channels", "model.num_global_ids",
                 "train.weight_decay", "train.warmup_steps", "train.grad_clip", "train.seed",
                 "data.seed", "train.cpu_threads", "train.input_noise", "train.patience",
-                "train.anneal_steps", "data.f_min", "data.val_items"}
+                "train.anneal_steps", "data.f_min", "data.val_items",
+                "train.distill_kl_weight", "train.distill_reg_weight",
+                "train.distill_stft_weight"}
 
 
 def valid_keys() -> list[str]:
@@ -268,6 +284,45 @@ def _build_section(name: str, cls: type, raw: Any) -> Any:
     return cls(**values)
 
 
+def stft_resolutions(text: str, key: str = "train.distill_stft_resolutions"
+                     ) -> tuple[tuple[int, int, int], ...]:
+    """``"512,128,512;1024,256,1024"`` -> ``((512, 128, 512), (1024, 256, 1024))``.
+
+    Each triple is ``n_fft,hop,win_length`` with ``0 < hop`` and ``0 < win_length <= n_fft``.
+
+    >>> stft_resolutions("512,128,512")
+    ((512, 128, 512),)
+    """
+    out = []
+    for part in text.split(";"):
+        try:
+            triple = tuple(int(v) for v in part.split(","))
+        except ValueError:
+            triple = ()
+        if len(triple) != 3 or not (triple[1] > 0 and 0 < triple[2] <= triple[0]):
+            raise ConfigError(f"{key}: {part.strip()!r} is not n_fft,hop,win_length with "
+                              f"0 < hop and 0 < win_length <= n_fft (in {text!r})")
+        out.append(triple)
+    return tuple(out)
+
+
+def _check_distill(cfg: Config) -> None:
+    t = cfg.train
+    if t.task != "distill":
+        return
+    if not t.distill_teacher:
+        raise ConfigError("train.distill_teacher: required when train.task is 'distill' (the "
+                          "teacher's run directory)")
+    if t.distill_kl_weight == 0 and t.distill_stft_weight == 0:
+        raise ConfigError("train.distill_kl_weight and train.distill_stft_weight are both 0: "
+                          "nothing to distill")
+    resolutions = stft_resolutions(t.distill_stft_resolutions)
+    longest = max(n_fft for n_fft, _, _ in resolutions)
+    if t.distill_stft_weight > 0 and cfg.data.segment_length <= longest // 2:
+        raise ConfigError(f"data.segment_length={cfg.data.segment_length} must exceed half the "
+                          f"largest STFT size of train.distill_stft_resolutions ({longest})")
+
+
 def _check_ranges(cfg: Config) -> None:
     for key in ("val_fraction", "test_fraction"):
         value = getattr(cfg.data, key)
@@ -293,6 +348,7 @@ def _check_ranges(cfg: Config) -> None:
     if cfg.data.segment_length % cfg.data.hop_length:
         raise ConfigError(f"data.segment_length={cfg.data.segment_length} must be a multiple "
                           f"of data.hop_length={cfg.data.hop_length}")
+    _check_distill(cfg)
 
 
 def _check_registered(cfg: Config) -> None:

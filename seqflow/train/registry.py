@@ -49,11 +49,28 @@ def _masked_likelihood(flow: nn.Module, cfg: Config) -> Task:
     return MaskedLikelihoodTask(flow)
 
 
+def _distill(flow: nn.Module, cfg: Config) -> Task:
+    """Student ``flow`` against the frozen teacher run ``train.distill_teacher``."""
+    from seqflow.train.config import stft_resolutions
+    from seqflow.train.objectives.distill import DistillTask
+    from seqflow.train.objectives.teacher import load_teacher
+
+    t = cfg.train
+    teacher = load_teacher(cfg)
+    try:
+        return DistillTask(flow, teacher, kl=t.distill_kl, kl_weight=t.distill_kl_weight,
+                           reg_weight=t.distill_reg_weight, stft_weight=t.distill_stft_weight,
+                           stft_resolutions=stft_resolutions(t.distill_stft_resolutions))
+    except ValueError as err:
+        raise ConfigError(f"train.task=distill: {err}") from None
+
+
 TASKS: dict[str, Callable[[nn.Module, Config], Task]] = {
     "likelihood": _likelihood,
     "elbo": _elbo,
     "iwae": _iwae,
     "masked_likelihood": _masked_likelihood,
+    "distill": _distill,
 }
 
 __all__ = ["DATA_SOURCES", "MODEL_KINDS", "TASKS", "build_task"]

@@ -4,6 +4,13 @@ from seqflow.transforms.autoregressive import AutoregressiveAffine
 from seqflow.transforms.base import Compose, Inverse, Transform
 from seqflow.transforms.coupling import AdditiveCoupling, AffineCoupling
 from seqflow.transforms.elementwise import Scaling, soft_clamp
+from seqflow.transforms.gaussian_steps import (
+    StepGaussian,
+    check_gaussian_steps,
+    gaussian_kl,
+    generated_gaussian,
+    scored_gaussian,
+)
 from seqflow.transforms.linear import InvertibleLinear, RandomPermutation, Reverse
 from seqflow.transforms.maf import IAF, MAF
 from seqflow.transforms.normalization import ActNorm, BatchNormFlow
@@ -30,7 +37,12 @@ __all__ = [
     "SequenceIAF",
     "SequenceMAF",
     "SequenceStack",
+    "StepGaussian",
     "Transform",
     "WaveGlow",
+    "check_gaussian_steps",
+    "gaussian_kl",
+    "generated_gaussian",
+    "scored_gaussian",
     "soft_clamp",
 ]

@@ -1,7 +1,8 @@
 """Training tasks: what the engine optimizes (likelihood; ELBO and IWAE of latent-variable
-models; reverse KL to unnormalized targets; distillation builds on them)."""
+models; reverse KL to unnormalized targets; probability density distillation)."""
 
 from seqflow.train.objectives.base import Task, TaskOutput, nll_units
+from seqflow.train.objectives.distill import DistillTask
 from seqflow.train.objectives.elbo import (
     BoundTerms,
     ELBOTask,
@@ -22,6 +23,7 @@ from seqflow.train.objectives.reverse_kl import (
 
 __all__ = [
     "BoundTerms",
+    "DistillTask",
     "ELBOTask",
     "IWAETask",
     "LatentVariableModel",
