@@ -115,7 +115,8 @@ def mel_panels_png(panels: Sequence[tuple[str, np.ndarray]], hop_length: int, sa
     low = min(float(mel.min()) for _, mel in panels)
     high = max(float(mel.max()) for _, mel in panels)
     fig, axes = plt.subplots(len(panels), 1, figsize=(10, 3 * len(panels)), sharex=True,
-                             constrained_layout=True, squeeze=False)
+                             squeeze=False)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.1, top=0.88, hspace=0.3)
     for ax, (name, mel) in zip(axes[:, 0], panels, strict=True):
         image = ax.imshow(mel, origin="lower", aspect="auto", vmin=low, vmax=high,
                           extent=(0, mel.shape[1] * hop_length / sample_rate, 0, mel.shape[0]),
@@ -123,7 +124,7 @@ def mel_panels_png(panels: Sequence[tuple[str, np.ndarray]], hop_length: int, sa
         ax.set_ylabel("mel band")
         ax.set_title(f"{name}: log-mel")
     axes[-1, 0].set_xlabel("seconds")
-    fig.colorbar(image, ax=axes[:, 0], label="log magnitude")
+    fig.colorbar(image, ax=axes[:, 0], label="log magnitude", fraction=0.04, pad=0.01)
     if title:
         fig.suptitle(title)
     fig.savefig(path, dpi=100)

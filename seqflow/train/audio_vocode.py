@@ -48,6 +48,7 @@ from seqflow.train.vocoder import MelVocoder, load_vocoder
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 MEL_SUFFIX = ".npy"
+LSD_N_FFT, LSD_HOP = 1024, 256
 
 
 @dataclass
@@ -118,19 +119,22 @@ def _finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def quality_metrics(pred: Tensor, reference: Tensor, logmel: LogMel) -> dict:
+def quality_metrics(pred: Tensor, reference: Tensor, sample_rate: int) -> dict:
     """MR-STFT loss, LSD (dB), MCD (dB), F0 RMSE (Hz, cents) and V/UV error of ``pred``
-    against ``reference`` (both ``(time,)``, time-aligned), with the run's STFT settings for
-    LSD and MCD. F0 RMSE is None when no frame is voiced in both."""
-    cfg = logmel.config
+    against ``reference`` (both ``(time,)``, time-aligned).
+
+    The analysis settings are fixed, not the run's, so that numbers compare across runs: the
+    three MR-STFT resolutions of :data:`~seqflow.metrics.audio.DEFAULT_RESOLUTIONS`, LSD on
+    1024-point frames every 256 samples, MCD from 24 mel-cepstra of 80 mel bands over the
+    whole band (:func:`~seqflow.metrics.audio.mel_cepstral_distortion`'s defaults), pYIN
+    between 65 and 1047 Hz. F0 RMSE is None when no frame is voiced in both.
+    """
     p, r = pred.double()[None], reference.double()[None]
-    f0 = f0_metrics(pred.double().numpy(), reference.double().numpy(), cfg.sample_rate)
+    f0 = f0_metrics(pred.double().numpy(), reference.double().numpy(), sample_rate)
     return {
         "mr_stft": float(multi_resolution_stft_loss(p, r)),
-        "lsd_db": float(log_spectral_distance(p, r, cfg.n_fft, cfg.hop_length, cfg.win_length)[0]),
-        "mcd_db": float(mel_cepstral_distortion(p, r, cfg.sample_rate, n_fft=cfg.n_fft,
-                                                hop=cfg.hop_length, n_mels=cfg.n_mels,
-                                                f_min=cfg.f_min, f_max=cfg.f_max)[0]),
+        "lsd_db": float(log_spectral_distance(p, r, LSD_N_FFT, LSD_HOP)[0]),
+        "mcd_db": float(mel_cepstral_distortion(p, r, sample_rate)[0]),
         "f0_rmse_hz": _finite_or_none(f0.rmse_hz),
         "f0_rmse_cents": _finite_or_none(f0.rmse_cents),
         "vuv_error": f0.vuv_error_rate,
@@ -259,7 +263,7 @@ def _write_outputs(item: VocodeInput, wave: Tensor, out_dir: Path, logmel: LogMe
         record["metrics"] = (f"reference of {item.audio.shape[0]} samples is shorter than the "
                              f"{min_metric_samples()} the metrics need")
     else:
-        record.update(quality_metrics(written, item.audio, logmel))
+        record.update(quality_metrics(written, item.audio, rate))
     return record
 
 
