@@ -1,4 +1,5 @@
-"""The ``seqflow`` command line: ``train``, ``eval``, ``sample`` and ``bench``.
+"""The ``seqflow`` command line: ``train``, ``eval``, ``sample``, ``vocode``, ``export`` and
+``bench``.
 
 Expected failures (bad config, missing file, non-finite loss, unusable checkpoint) print one
 line ``seqflow <command>: error: ...`` to stderr and exit with status 2; no traceback.
@@ -50,6 +51,39 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default="auto", choices=["auto", "best", "final", "last"])
     p.add_argument("--chunk", type=int, default=4096,
                    help="samples drawn per batch; memory is bounded by one chunk (default 4096)")
+
+    p = sub.add_parser("vocode", help="speech runs with a one-pass model (sequence_iaf): "
+                                      "waveforms from mels, batched, with quality metrics")
+    p.add_argument("run", help="run directory written by seqflow train")
+    p.add_argument("inputs", nargs="+", metavar="FILE",
+                   help="audio files (.wav/.flac/.ogg; their log-mel is vocoded and they are "
+                        "the reference) or saved log-mels .npy of shape (n_mels, frames)")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="writes DIR/NAME.wav, DIR/NAME.png and DIR/metrics.json")
+    p.add_argument("--seed", type=int, default=0, help="seeds the noise z ~ N(0, I)")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="standard deviation of the noise (default 1)")
+    p.add_argument("--batch-size", type=int, default=4,
+                   help="inputs generated together, zero-padded to the longest (default 4)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="intra-op threads (default: torch's setting)")
+    p.add_argument("--weights", default="auto", choices=["auto", "best", "final", "last"])
+    p.add_argument("--no-metrics", action="store_true",
+                   help="skip MR-STFT, LSD, MCD and F0 against reference audio")
+
+    p = sub.add_parser("export", help="export a one-pass run's generator (mel, noise -> "
+                                      "waveform) to ONNX and check it with onnxruntime")
+    p.add_argument("run", help="run directory written by seqflow train")
+    p.add_argument("--onnx", required=True, metavar="FILE", help="output .onnx file")
+    p.add_argument("--weights", default="auto", choices=["auto", "best", "final", "last"])
+    p.add_argument("--exporter", default="dynamo", choices=["dynamo", "torchscript"],
+                   help="torch.onnx.export(dynamo=True) (default) or the TorchScript tracer")
+    p.add_argument("--threads", type=int, default=None,
+                   help="intra-op threads of the speed comparison (default: torch's setting)")
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per engine (median)")
+    p.add_argument("--max-frames", type=int, default=None,
+                   help="clip the test mel to this many frames")
+    p.add_argument("--seed", type=int, default=0)
 
     p = sub.add_parser("bench", help="run tools/bench.py (arguments are passed through)")
     p.add_argument("args", nargs=argparse.REMAINDER)
@@ -161,6 +195,27 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_vocode(args: argparse.Namespace) -> int:
+    from seqflow.train.audio_vocode import describe, vocode_files
+
+    summary = vocode_files(args.run, args.inputs, args.out, seed=args.seed,
+                           temperature=args.temperature, batch_size=args.batch_size,
+                           weights=args.weights, threads=args.threads,
+                           metrics=not args.no_metrics)
+    print(f"seqflow vocode: {describe(summary, args.out)}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from seqflow.train.onnx_export import describe, export_run
+
+    report = export_run(args.run, args.onnx, weights=args.weights, exporter=args.exporter,
+                        threads=args.threads, repeats=args.repeats, max_frames=args.max_frames,
+                        seed=args.seed)
+    print(f"seqflow export: {describe(report)}")
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     if not BENCH_SCRIPT.is_file():
         raise FileNotFoundError(
@@ -169,7 +224,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return subprocess.call([sys.executable, str(BENCH_SCRIPT), *args.args])
 
 
-COMMANDS = {"train": _cmd_train, "eval": _cmd_eval, "sample": _cmd_sample, "bench": _cmd_bench}
+COMMANDS = {"train": _cmd_train, "eval": _cmd_eval, "sample": _cmd_sample,
+            "vocode": _cmd_vocode, "export": _cmd_export, "bench": _cmd_bench}
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
