@@ -116,7 +116,7 @@ def mel_panels_png(panels: Sequence[tuple[str, np.ndarray]], hop_length: int, sa
     high = max(float(mel.max()) for _, mel in panels)
     fig, axes = plt.subplots(len(panels), 1, figsize=(10, 3 * len(panels)), sharex=True,
                              squeeze=False)
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.1, top=0.88, hspace=0.3)
+    fig.subplots_adjust(left=0.07, right=0.9, bottom=0.1, top=0.88, hspace=0.3)
     for ax, (name, mel) in zip(axes[:, 0], panels, strict=True):
         image = ax.imshow(mel, origin="lower", aspect="auto", vmin=low, vmax=high,
                           extent=(0, mel.shape[1] * hop_length / sample_rate, 0, mel.shape[0]),
