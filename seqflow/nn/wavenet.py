@@ -311,13 +311,18 @@ class WaveNetStream(SequenceStream):
             return out
         return out.view(-1, 2, self.channels)[:, :, channel]
 
-    def run_sequence(self, u: Tensor, bound: float, generate: bool) -> tuple[Tensor, Tensor]:
+    runs_floored = True
+
+    def run_sequence(self, u: Tensor, bound: float, generate: bool,
+                     floor: float | None = None) -> tuple[Tensor, Tensor]:
         """The next ``T`` steps of a flow layer on this conditioner in compiled loops.
 
         ``u`` ``(batch, 1, T)`` is the layer's input (noise when ``generate``, data otherwise);
         returns the result ``(batch, 1, T)`` and the summed log-scales ``(batch,)`` of
-        ``soft_clamp(raw, bound)``. Only when :attr:`runs_sequences` is true.
+        ``bound_log_scale(raw, bound, floor)``. Only when :attr:`runs_sequences` is true.
         """
+        if floor is not None and not floor < 0:
+            raise ValueError(f"WaveNetStream.run_sequence: floor must be < 0 or None, got {floor}")
         if not self.runs_sequences:
             raise ValueError("WaveNetStream.run_sequence: the compiled kernel does not apply "
                              "to this stream (see WaveNet.step_mode)")
@@ -342,7 +347,8 @@ class WaveNetStream(SequenceStream):
             result = torch.empty_like(piece)
             wavenet_kernel.run(
                 piece.numpy(), result.numpy(), logdet.numpy(), self.t, self.ring.numpy(), x_ring,
-                *weights[:2], bias.contiguous().numpy(), *weights[2:], float(bound), generate,
+                *weights[:2], bias.contiguous().numpy(), *weights[2:], float(bound),
+                0.0 if floor is None else float(floor), generate,
             )
             out[:, start:end] = result
             self.t += end - start

@@ -34,8 +34,15 @@ def available() -> bool:
     return njit is not None
 
 
+def _softplus(x):
+    """``log(1 + exp(x))`` without overflow, as torch's softplus (linear above 20)."""
+    if x > 20.0:
+        return x
+    return math.log1p(math.exp(x))
+
+
 def _run(u, out, logdet, t0, ring, x_ring, read_rows, write_rows, bias, past, current,
-         residual, skip_w, skip_b, in_past, in_b, w1, b1, w2, b2, bound, generate):
+         residual, skip_w, skip_b, in_past, in_b, w1, b1, w2, b2, bound, floor, generate):
     """Steps ``t0 .. t0 + T - 1`` of one single-channel layer; see the module docstring.
 
     ``u`` ``(batch, T)`` is the layer's input (noise when generating, data otherwise); the
@@ -105,7 +112,11 @@ def _run(u, out, logdet, t0, ring, x_ring, read_rows, write_rows, bias, past, cu
                 hm = max(hidden[m], 0.0)
                 shift += hm * w2[m, 0]
                 raw += hm * w2[m, 1]
-            log_scale = raw / (1.0 + abs(raw) / bound)
+            if floor < 0.0:  # floored_log_scale(raw, floor, bound)
+                upper = bound - _softplus(bound - raw)
+                log_scale = floor + _softplus(upper - floor)
+            else:  # soft_clamp(raw, bound)
+                log_scale = raw / (1.0 + abs(raw) / bound)
             if generate:
                 y = u[b, step] * math.exp(log_scale) + shift
             else:
@@ -121,4 +132,5 @@ def _run(u, out, logdet, t0, ring, x_ring, read_rows, write_rows, bias, past, cu
 
 # Contracted multiply-adds and reassociated sums (vectorized loops); no assumptions about
 # NaN or infinity, and exact tanh / exp.
+_softplus = njit(_softplus, cache=True) if njit is not None else _softplus
 run = njit(_run, fastmath={"contract", "reassoc"}, cache=True) if njit is not None else None

@@ -226,16 +226,18 @@ def sequential(
             layer.conditioner.start_stream(batch, context, length, h)
             for layer, h in zip(order, histories, strict=True)
         ]
-        # The prepared whole-sequence runs compute soft_clamp(raw, bound): layers with a
-        # log-scale floor take the step-by-step path below.
-        compiled = all(getattr(state, "runs_sequences", False) and layer.log_scale_floor is None
+        # Every prepared whole-sequence run computes soft_clamp(raw, bound); those with
+        # ``runs_floored`` also the floored log-scale. Other layers step below.
+        compiled = all(getattr(state, "runs_sequences", False)
+                       and (layer.log_scale_floor is None or getattr(state, "runs_floored", False))
                        for layer, state in zip(order, states, strict=True))
         if compiled:
             # Whole sequences, layer after layer: the same result as visiting the layers at
             # every step, since this call returns only when every step is done.
             u, logdet = inputs, inputs.new_zeros(batch)
             for layer, state in zip(order, states, strict=True):
-                u, layer_logdet = state.run_sequence(u, layer.log_scale_bound, generate)
+                floor = {} if layer.log_scale_floor is None else {"floor": layer.log_scale_floor}
+                u, layer_logdet = state.run_sequence(u, layer.log_scale_bound, generate, **floor)
                 logdet = logdet + layer_logdet
             return u, (logdet if generate else -logdet)
         plan = [(state, state.order, layer.bound_log_scale)

@@ -188,12 +188,15 @@ def _set_step_mode(stack, mode: str):
 @pytest.mark.parametrize("mode", ["eager", "kernel"])
 @pytest.mark.parametrize("kind", ["maf", "iaf"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_single_channel_step_modes_equal_the_full_pass(mode, kind, dtype):
+@pytest.mark.parametrize("floor", [None, -9.0])
+def test_single_channel_step_modes_equal_the_full_pass(mode, kind, dtype, floor):
     """Both single-channel step modes, with kernel 3, restarting dilations, local features and
-    global ids, continuing after a history; the reference is the one-pass direction."""
+    global ids, continuing after a history, with the symmetric or the floored log-scale; the
+    reference is the one-pass direction."""
     cls = SequenceMAF if kind == "maf" else SequenceIAF
     layers = [perturb(cls(1, residual_channels=8, skip_channels=8, kernel_size=3, blocks=4,
-                          cycles=2, **conditioning_kwargs(True)), seed=i) for i in range(2)]
+                          cycles=2, log_scale_floor=floor, **conditioning_kwargs(True)), seed=i)
+              for i in range(2)]
     stack = _set_step_mode(SequenceStack(layers).eval().to(dtype), mode)
     length, split = stack_length(stack), 13
     context = make_context(True, 3, length, dtype=dtype)
@@ -211,6 +214,18 @@ def test_single_channel_step_modes_equal_the_full_pass(mode, kind, dtype):
     torch.testing.assert_close(back, y, **tol)
     torch.testing.assert_close(cont, out[..., split:], **tol)
     torch.testing.assert_close(logdet, -logdet_back, rtol=tol["rtol"], atol=tol["atol"] * length)
+
+
+def test_floored_layers_run_the_kernel(monkeypatch):
+    """A speech layer (log-scale floor) streams through the compiled kernel, not step by step."""
+    stack = SequenceStack([perturb(SequenceMAF(1, residual_channels=8, skip_channels=8,
+                                               blocks=3, log_scale_floor=-9.0), seed=0)]).eval()
+    stack.layers[0].conditioner.step_mode = "kernel"
+    monkeypatch.setattr("seqflow.transforms.autoregressive._step_one_channel",
+                        lambda *a: pytest.fail("stepped instead of running the kernel"))
+    with torch.no_grad():
+        x, _ = stack.inverse(torch.randn(2, 1, 32))
+    assert torch.isfinite(x).all()
 
 
 def test_auto_mode_runs_the_kernel_only_where_it_applies():
