@@ -4,16 +4,19 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean-venv
+.PHONY: demo demo-density test lint bench clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,speech]"
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) recipes/density/toy_demo.py --out runs/demo
+	$(PY) recipes/speech/demo.py --out runs/demo
+
+demo-density: $(STAMP)
+	$(PY) recipes/density/toy_demo.py --out runs/demo-density
 
 test: $(STAMP)
 	$(PY) -m pytest
