@@ -90,6 +90,8 @@ def table(summary: dict) -> str:
     one = min(r["threads"] for r in summary["tradeoff"]["rows"])
     speed_up = rtf["teacher", "sampling", one] / rtf["student", "sampling", one]
     val = summary["student_validation"]
+    f0 = vocoded["total"].get("mean_f0_rmse_hz")
+    f0 = "no frame voiced in both" if f0 is None else f"{f0:.1f} Hz"
     lines = [
         "| quantity | value |", "|---|---:|",
         f"| teacher test LL, {summary['test_utterances']} held-out utterances | "
@@ -103,8 +105,7 @@ def table(summary: dict) -> str:
         f"| {vocoded['total'].get('mean_mr_stft', float('nan')):.3f} |",
         f"| ... mel-cepstral distortion | {vocoded['total'].get('mean_mcd_db', float('nan')):.2f}"
         " dB |",
-        f"| ... F0 RMSE (frames voiced in both) | "
-        f"{vocoded['total'].get('mean_f0_rmse_hz', float('nan')):.1f} Hz |",
+        f"| ... F0 RMSE (frames voiced in both) | {f0} |",
         *(f"| real-time factor, {m} {d} ({k}), {one} thread | {rtf[m, d, one]:.3g} |"
           for m, d, k in tradeoff.METHODS),
         f"| student sampling speed-up over teacher sampling, {one} thread | "
