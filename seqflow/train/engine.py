@@ -544,8 +544,11 @@ class Trainer:
                 handle.flush()
             shown = record.get("nll", record.get("loss"))
             if shown is not None:
-                bar.set_postfix({"nll" if "nll" in record else "loss": f"{shown:.4f}",
-                                 "samples_s": f"{record['samples_per_s']:.0f}"}, refresh=False)
+                postfix = {"nll" if "nll" in record else "loss": f"{shown:.4f}"}
+                if "nats_per_dim" in record and record["nats_per_dim"] != shown:
+                    postfix["nats_dim"] = f"{record['nats_per_dim']:.4f}"
+                postfix["samples_s"] = f"{record['samples_per_s']:.0f}"
+                bar.set_postfix(postfix, refresh=False)
 
     def fit(self) -> TrainResult:
         acc, t = self.accelerator, self.cfg.train

@@ -24,7 +24,8 @@ class LikelihoodTask(Task):
     """Minimize the mean negative log-likelihood in nats per dimension.
 
     ``forward`` returns the loss ``NLL / dims`` (dims = elements of one sample, so learning
-    rates carry over between vectors and sequences) and logs ``nll`` in nats per sample;
+    rates carry over between vectors and sequences) and logs ``nll`` in nats per sample and
+    ``nats_per_dim`` (for audio: nats per audio sample, the unit of ``seqflow eval``);
     ``evaluate`` returns each sample's NLL in nats.
     """
 
@@ -39,7 +40,9 @@ class LikelihoodTask(Task):
     def forward(self, batch: dict) -> TaskOutput:
         x = batch["x"]
         nll = -log_prob_of(self.model, x, batch.get("context")).mean()
-        return TaskOutput(loss=nll / x[0].numel(), metrics={"nll": nll.detach()})
+        dims = x[0].numel()
+        return TaskOutput(loss=nll / dims, metrics={"nll": nll.detach(),
+                                                    "nats_per_dim": nll.detach() / dims})
 
     def evaluate(self, batch: dict) -> Tensor:
         return -log_prob_of(self.model, batch["x"], batch.get("context"))
