@@ -7,6 +7,7 @@ model side of seqflow (transforms, distributions, training).
 from seqflow.metrics.audio import (
     F0Metrics,
     STFTLossTerms,
+    average_power_distance,
     f0_metrics,
     log_spectral_distance,
     mel_cepstra,
@@ -32,6 +33,7 @@ __all__ = [
     "F0Metrics",
     "ForecastMetrics",
     "STFTLossTerms",
+    "average_power_distance",
     "crps",
     "crps_sum",
     "energy_score",

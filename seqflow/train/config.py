@@ -154,7 +154,11 @@ class TrainConfig:
     (``closed_form`` per-step Gaussian KL, or ``monte_carlo``), ``distill_kl_weight``,
     ``distill_reg_weight`` (ClariNet's ``lambda`` on ``(log sigma_s - log sigma_t)^2``),
     ``distill_stft_weight`` and ``distill_stft_resolutions`` (``"n_fft,hop,win;..."``) of the
-    multi-resolution STFT loss against the ground truth of the same mel.
+    multi-resolution STFT loss against the ground truth of the same mel,
+    ``distill_power_weight`` the weight of the log distance of time-averaged power spectra at
+    the same resolutions (Parallel WaveNet's power loss; 0 = off), and
+    ``distill_kl_warmup_steps`` the steps over which the KL and its regularizer ramp up to full
+    weight (0 = off).
     """
 
     max_steps: int = 1000
@@ -191,6 +195,8 @@ class TrainConfig:
     distill_reg_weight: float = 4.0
     distill_stft_weight: float = 1.0
     distill_stft_resolutions: str = "512,128,512;1024,256,1024;2048,512,2048"
+    distill_power_weight: float = 0.0
+    distill_kl_warmup_steps: int = 0
 
 
 @dataclass
@@ -228,7 +234,8 @@ NON_NEGATIVE = {"model.blocks", "model.cond_channels", "model.num_global_ids",
                 "data.seed", "train.cpu_threads", "train.input_noise", "train.patience",
                 "train.anneal_steps", "data.f_min", "data.val_items",
                 "train.distill_kl_weight", "train.distill_reg_weight",
-                "train.distill_stft_weight"}
+                "train.distill_stft_weight", "train.distill_power_weight",
+                "train.distill_kl_warmup_steps"}
 
 
 def valid_keys() -> list[str]:
@@ -313,12 +320,13 @@ def _check_distill(cfg: Config) -> None:
     if not t.distill_teacher:
         raise ConfigError("train.distill_teacher: required when train.task is 'distill' (the "
                           "teacher's run directory)")
-    if t.distill_kl_weight == 0 and t.distill_stft_weight == 0:
-        raise ConfigError("train.distill_kl_weight and train.distill_stft_weight are both 0: "
-                          "nothing to distill")
+    if t.distill_kl_weight == 0 and t.distill_stft_weight == 0 and t.distill_power_weight == 0:
+        raise ConfigError("train.distill_kl_weight, train.distill_stft_weight and "
+                          "train.distill_power_weight are all 0: nothing to distill")
     resolutions = stft_resolutions(t.distill_stft_resolutions)
     longest = max(n_fft for n_fft, _, _ in resolutions)
-    if t.distill_stft_weight > 0 and cfg.data.segment_length <= longest // 2:
+    if (t.distill_stft_weight > 0 or t.distill_power_weight > 0) and (
+            cfg.data.segment_length <= longest // 2):
         raise ConfigError(f"data.segment_length={cfg.data.segment_length} must exceed half the "
                           f"largest STFT size of train.distill_stft_resolutions ({longest})")
 

@@ -60,7 +60,9 @@ def _distill(flow: nn.Module, cfg: Config) -> Task:
     try:
         return DistillTask(flow, teacher, kl=t.distill_kl, kl_weight=t.distill_kl_weight,
                            reg_weight=t.distill_reg_weight, stft_weight=t.distill_stft_weight,
-                           stft_resolutions=stft_resolutions(t.distill_stft_resolutions))
+                           stft_resolutions=stft_resolutions(t.distill_stft_resolutions),
+                           power_weight=t.distill_power_weight,
+                           kl_warmup_steps=t.distill_kl_warmup_steps)
     except ValueError as err:
         raise ConfigError(f"train.task=distill: {err}") from None
 

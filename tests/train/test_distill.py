@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqflow.distributions import Flow, StandardNormal
-from seqflow.metrics.audio import multi_resolution_stft_loss
+from seqflow.metrics.audio import average_power_distance, multi_resolution_stft_loss
 from seqflow.train.config import ConfigError, config_from_dict
 from seqflow.train.objectives import DistillTask
 from seqflow.train.objectives.teacher import check_teacher_data, load_teacher
@@ -165,6 +165,42 @@ def test_stft_term_is_the_metric_and_zero_on_identical_signals():
     assert task.terms(batch, torch.Generator().manual_seed(3))["stft"].abs().max() == 0.0
 
 
+def test_power_term_is_the_metric_and_zero_on_equal_power_spectra():
+    steps = 1200
+    torch.manual_seed(0)
+    task = task_for(student_flow(0.3, torch.tensor([0.4])), power_weight=2.0)
+    batch = batch_of(2, steps)
+    batch["x"] = 0.1 * torch.randn(2, 1, steps, dtype=torch.float64)
+    terms = task.terms(batch, torch.Generator().manual_seed(3))
+    own = terms["x"].detach()
+    torch.testing.assert_close(terms["power"], average_power_distance(
+        own.flatten(1), batch["x"].flatten(1)))
+    torch.testing.assert_close(terms["loss"], terms["kl"] + 4.0 * terms["reg"]
+                               + 2.0 * terms["power"])
+    assert float(terms["power"].min()) > 0.1
+    batch["x"] = -own  # the sign flip leaves every power spectrum unchanged
+    assert task.terms(batch, torch.Generator().manual_seed(3))["power"].abs().max() < 1e-20
+
+
+def test_kl_warmup_ramps_the_density_terms_in_training_only():
+    steps = 64
+    task = task_for(student_flow(0.3, torch.tensor([0.4])), kl_warmup_steps=4, stft_weight=0.5,
+                    stft_resolutions=((32, 8, 32),))
+    batch = batch_of(2, steps)
+    batch["x"] = 0.1 * torch.randn(2, 1, steps, dtype=torch.float64)
+    for step, ramp in ((0, 0.25), (1, 0.5), (3, 1.0), (10, 1.0)):
+        task.step = step
+        t = task.terms(batch, torch.Generator().manual_seed(5))
+        torch.testing.assert_close(t["loss"], ramp * (t["kl"] + 4.0 * t["reg"])
+                                   + 0.5 * t["stft"])
+    task.step = 0
+    task.eval()
+    t = task.terms(batch, torch.Generator().manual_seed(5))
+    torch.testing.assert_close(t["loss"], t["kl"] + 4.0 * t["reg"] + 0.5 * t["stft"])
+    with pytest.raises(ValueError, match="kl_warmup_steps must be an int >= 0"):
+        task_for(student_flow(0.3, torch.tensor([0.4])), kl_warmup_steps=-1)
+
+
 def test_evaluate_reports_every_term_and_repeats_its_draws():
     steps = 16
     task = task_for(student_flow(0.35, torch.tensor([0.2]))).eval()
@@ -173,7 +209,8 @@ def test_evaluate_reports_every_term_and_repeats_its_draws():
         units = task.units(float(first.mean()), batch_of(1, steps))
         again = task.evaluate(batch_of(8, steps))
     torch.testing.assert_close(first, again)
-    assert set(units) == {"loss", "kl", "kl_mc", "reg", "stft", "teacher_ll", "student_ll"}
+    assert set(units) == {"loss", "kl", "kl_mc", "reg", "stft", "power", "teacher_ll",
+                          "student_ll"}
     assert units["student_ll"] - units["teacher_ll"] == pytest.approx(units["kl_mc"], rel=1e-9)
 
 
@@ -207,6 +244,8 @@ def test_config_errors_are_one_line():
         ({"distill_stft_resolutions": "512,128"}, "'512,128' is not n_fft,hop,win_length"),
         ({"distill_stft_resolutions": "512,128,1024"}, "0 < win_length <= n_fft"),
         ({"distill_kl_weight": 0, "distill_stft_weight": 0}, "nothing to distill"),
+        ({"distill_power_weight": -1}, "train.distill_power_weight: must be >= 0"),
+        ({"distill_kl_warmup_steps": -1}, "train.distill_kl_warmup_steps: must be >= 0"),
         ({"distill_stft_resolutions": "16384,512,2048"}, "must exceed half the largest STFT"),
     ]
     for train, message in cases:

@@ -6,9 +6,12 @@ finished run, loaded from its directory and never optimized. Per training step t
 the student once (sample and per-step Gaussian) and the teacher once over the student's sample,
 and minimizes, per audio sample,
 
-    loss = w_kl * KL(q || p) / T + lambda * mean_t (log sigma_q,t - log sigma_p,t)^2
-           + w_stft * MR-STFT(x, ground truth of the same mel),
+    loss = r * (w_kl * KL(q || p) / T + lambda * mean_t (log sigma_q,t - log sigma_p,t)^2)
+           + w_stft * MR-STFT(x, y) + w_pow * D_pow(x, y),
 
+with ``y`` the ground truth of the same mel, ``D_pow`` the squared log distance of the
+time-averaged power spectra (:func:`~seqflow.metrics.audio.average_power_distance`) and ``r``
+the KL warm-up ramp ``min(1, (step + 1) / kl_warmup_steps)`` (1 without warm-up), and
 where ``KL`` is either
 
 * ``closed_form``: ``sum_t KL(N(M_t, Sigma_t^2) || N(mu_t, sigma_t^2))`` with the student's
@@ -20,10 +23,15 @@ where ``KL`` is either
   teacher with a ``log_prob``, any student with ``sample_and_log_prob``).
 
 The regularizer (ClariNet's ``lambda (log sigma_q - log sigma_p)^2``) keeps the student's
-scales near the teacher's early on, when the KL alone gives steep gradients; the STFT term
-rules out the quiet, whispering samples that the KL alone tolerates (Parallel WaveNet's power
-loss, ClariNet's STFT loss). Validation scores held-out segments: the same terms, with the
-teacher's log-likelihood of the student samples (nats per audio sample).
+scales near the teacher's early on, when the KL alone gives steep gradients. A student whose
+samples are still nearly white noise is not pushed louder by the KL (on its own quiet history
+the teacher predicts quiet samples) nor by the frame-wise STFT loss: the log-magnitude L1 is
+lowest at about the median level of the reference's time-frequency bins, most of which are
+quiet high-frequency bins. The power term (Parallel WaveNet's power loss, in log units)
+penalizes a band that is many decibels too quiet quadratically, which raises the low
+frequencies; the warm-up lets the ground-truth terms act before the teacher's density takes
+over. Validation scores held-out segments: the same terms, with the teacher's log-likelihood
+of the student samples (nats per audio sample).
 
 References:
     A. van den Oord et al., "Parallel WaveNet: Fast high-fidelity speech synthesis", ICML 2018.
@@ -40,7 +48,12 @@ import torch
 from torch import Tensor, nn
 
 from seqflow.distributions import Flow, StandardNormal
-from seqflow.metrics.audio import DEFAULT_RESOLUTIONS, Resolution, multi_resolution_stft_terms
+from seqflow.metrics.audio import (
+    DEFAULT_RESOLUTIONS,
+    Resolution,
+    average_power_distance,
+    multi_resolution_stft_terms,
+)
 from seqflow.train.objectives.base import Task, TaskOutput
 from seqflow.transforms.gaussian_steps import (
     StepGaussian,
@@ -53,7 +66,7 @@ from seqflow.transforms.gaussian_steps import (
 KL_ESTIMATORS = ("closed_form", "monte_carlo")
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 # Validation terms: mean per held-out segment, each in its own units (see DistillTask).
-EVAL_TERMS = ("kl", "kl_mc", "reg", "stft", "teacher_ll", "student_ll")
+EVAL_TERMS = ("kl", "kl_mc", "reg", "stft", "power", "teacher_ll", "student_ll")
 
 
 def gaussian_steps_of(flow: nn.Module, generate: bool) -> bool:
@@ -78,11 +91,14 @@ class DistillTask(Task):
         student: a :class:`Flow` (the saved model).
         teacher: a :class:`Flow` with ``log_prob(x, context)``; frozen here.
         kl: ``"closed_form"`` (needs per-step Gaussians of both flows) or ``"monte_carlo"``.
-        kl_weight, reg_weight, stft_weight: ``w_kl``, ``lambda``, ``w_stft`` (>= 0).
-        stft_resolutions: ``(n_fft, hop, win_length)`` triples of the STFT loss.
+        kl_weight, reg_weight, stft_weight, power_weight: ``w_kl``, ``lambda``, ``w_stft``,
+            ``w_pow`` (>= 0).
+        stft_resolutions: ``(n_fft, hop, win_length)`` triples of the STFT and power losses.
+        kl_warmup_steps: optimizer steps over which the KL and its regularizer ramp up
+            linearly from ``1 / kl_warmup_steps`` to full weight (0: no warm-up).
 
     Logged training terms (means per audio sample): ``kl`` (the estimator trained on, nats),
-    ``kl_mc`` (the Monte Carlo estimate, always), ``reg``, ``stft``, ``teacher_ll``
+    ``kl_mc`` (the Monte Carlo estimate, always), ``reg``, ``stft``, ``power``, ``teacher_ll``
     (``log p(x) / T`` of the student's sample), ``student_entropy`` (``-log q(x) / T``),
     ``loss``. ``evaluate`` returns each segment's loss; :meth:`units` reports the mean of every
     term over the scored segments (:data:`EVAL_TERMS`, ``student_ll = -student_entropy``).
@@ -92,17 +108,23 @@ class DistillTask(Task):
 
     def __init__(self, student: nn.Module, teacher: nn.Module, kl: str = "closed_form",
                  kl_weight: float = 1.0, reg_weight: float = 4.0, stft_weight: float = 1.0,
-                 stft_resolutions: Sequence[Resolution] = DEFAULT_RESOLUTIONS):
+                 stft_resolutions: Sequence[Resolution] = DEFAULT_RESOLUTIONS,
+                 power_weight: float = 0.0, kl_warmup_steps: int = 0):
         super().__init__()
         if kl not in KL_ESTIMATORS:
             raise ValueError(f"DistillTask: kl must be one of {', '.join(KL_ESTIMATORS)}, "
                              f"got {kl!r}")
         for name, value in (("kl_weight", kl_weight), ("reg_weight", reg_weight),
-                            ("stft_weight", stft_weight)):
+                            ("stft_weight", stft_weight), ("power_weight", power_weight)):
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"DistillTask: {name} must be finite and >= 0, got {value}")
-        if kl_weight == 0 and stft_weight == 0:
-            raise ValueError("DistillTask: kl_weight and stft_weight are both 0; nothing to fit")
+        if kl_weight == 0 and stft_weight == 0 and power_weight == 0:
+            raise ValueError("DistillTask: kl_weight, stft_weight and power_weight are all 0; "
+                             "nothing to fit")
+        if isinstance(kl_warmup_steps, bool) or not isinstance(kl_warmup_steps, int) or (
+                kl_warmup_steps < 0):
+            raise ValueError(f"DistillTask: kl_warmup_steps must be an int >= 0, got "
+                             f"{kl_warmup_steps!r}")
         if not callable(getattr(student, "sample_and_log_prob", None)):
             raise ValueError(f"DistillTask: the student must have sample_and_log_prob, got "
                              f"{type(student).__name__}")
@@ -124,6 +146,7 @@ class DistillTask(Task):
         self.attach_frozen("teacher", teacher)
         self.kl = kl
         self.kl_weight, self.reg_weight, self.stft_weight = kl_weight, reg_weight, stft_weight
+        self.power_weight, self.kl_warmup_steps = power_weight, kl_warmup_steps
         self.stft_resolutions = tuple(tuple(int(v) for v in r) for r in stft_resolutions)
         self._eval_sums: dict[str, float] = {}
         self._eval_count = 0
@@ -139,6 +162,12 @@ class DistillTask(Task):
         (:func:`~seqflow.metrics.audio.multi_resolution_stft_terms`)."""
         st = multi_resolution_stft_terms(pred, target, self.stft_resolutions)
         return (st.spectral_convergence + st.log_magnitude).mean(0)
+
+    def kl_ramp(self) -> float:
+        """The warm-up factor ``r`` of the KL and its regularizer at ``self.step``."""
+        if self.kl_warmup_steps == 0:
+            return 1.0
+        return min(1.0, (self.step + 1) / self.kl_warmup_steps)
 
     def terms(self, batch: dict, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """Per-segment terms ``(batch,)``, each a mean per audio sample (see the class doc),
@@ -174,8 +203,15 @@ class DistillTask(Task):
             stft = self.stft_distance(x.flatten(1), target.flatten(1))
         else:
             stft = torch.zeros_like(kl)
-        loss = self.kl_weight * kl + self.reg_weight * reg + self.stft_weight * stft
-        return {"loss": loss, "kl": kl, "kl_mc": kl_mc, "reg": reg, "stft": stft,
+        if self.power_weight > 0:
+            power = average_power_distance(x.flatten(1), target.flatten(1),
+                                           self.stft_resolutions)
+        else:
+            power = torch.zeros_like(kl)
+        ramp = self.kl_ramp() if self.training else 1.0
+        loss = (ramp * (self.kl_weight * kl + self.reg_weight * reg) + self.stft_weight * stft
+                + self.power_weight * power)
+        return {"loss": loss, "kl": kl, "kl_mc": kl_mc, "reg": reg, "stft": stft, "power": power,
                 "teacher_ll": log_p / steps, "student_entropy": -log_q / steps, "x": x}
 
     def forward(self, batch: dict) -> TaskOutput:
