@@ -322,7 +322,8 @@ def scan_audio(root: str | os.PathLike, config: AudioConfig | None = None) -> Au
     config = config if config is not None else AudioConfig()
     root = Path(root)
     if not root.is_dir():
-        raise ValueError(f"audio corpus: {root} is not a directory")
+        where = "" if root.is_absolute() else f" (relative to the current directory {Path.cwd()})"
+        raise ValueError(f"audio corpus: {root} is not a directory{where}")
     metadata = root / "metadata.csv"
     if metadata.is_file() and (root / "wavs").is_dir():
         entries = [(f"wavs/{key}.wav", text, norm) for key, text, norm in read_metadata(metadata)]
