@@ -109,7 +109,7 @@ def table(summary: dict) -> str:
         *(f"| real-time factor, {m} {d} ({k}), {one} thread | {rtf[m, d, one]:.3g} |"
           for m, d, k in tradeoff.METHODS),
         f"| student sampling speed-up over teacher sampling, {one} thread | "
-        f"{speed_up:.0f}x |",
+        f"{speed_up:.1f}x |",
     ]
     return "\n".join(lines)
 
