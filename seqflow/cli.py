@@ -123,35 +123,33 @@ def _is_speech_run(run: str) -> bool:
     return config.is_file() and load_config(config).data.source == "audio"
 
 
-def _cmd_eval_speech(args: argparse.Namespace) -> int:
-    from seqflow.train.audio_eval import describe, evaluate_audio_run
+def _write_eval(args: argparse.Namespace, metrics: dict, line: str) -> int:
+    """Write a speech run's ``metrics_<split>.json`` and ``per_file_<split>.json``; print."""
     from seqflow.train.checkpoints import write_json_atomic
 
-    metrics = evaluate_audio_run(args.run, args.split, args.weights, args.data)
     name = args.split if args.data is None else "data_" + Path(args.data).resolve().name
     files = metrics.pop("files")
-    write_json_atomic(metrics, Path(args.run) / f"metrics_{name}.json")
-    write_json_atomic({"units": metrics["units"], "files": files},
-                      Path(args.run) / f"per_file_{name}.json")
-    print(f"seqflow eval: {describe(metrics)}")
-    print(f"seqflow eval: wrote {Path(args.run) / f'metrics_{name}.json'} and per-file numbers "
-          f"in {Path(args.run) / f'per_file_{name}.json'}")
+    run = Path(args.run)
+    write_json_atomic(metrics, run / f"metrics_{name}.json")
+    write_json_atomic({"units": metrics["units"], "files": files}, run / f"per_file_{name}.json")
+    print(f"seqflow eval: {line}")
+    print(f"seqflow eval: wrote {run / f'metrics_{name}.json'} and per-file numbers in "
+          f"{run / f'per_file_{name}.json'}")
     return 0
+
+
+def _cmd_eval_speech(args: argparse.Namespace) -> int:
+    from seqflow.train.audio_eval import describe, evaluate_audio_run
+
+    metrics = evaluate_audio_run(args.run, args.split, args.weights, args.data)
+    return _write_eval(args, metrics, describe(metrics))
 
 
 def _cmd_eval_distill(args: argparse.Namespace) -> int:
-    from seqflow.train.checkpoints import write_json_atomic
     from seqflow.train.distill_eval import describe_distill, evaluate_distill_run
 
     metrics = evaluate_distill_run(args.run, args.split, args.weights, args.data)
-    name = args.split if args.data is None else "data_" + Path(args.data).resolve().name
-    files = metrics.pop("files")
-    write_json_atomic(metrics, Path(args.run) / f"metrics_{name}.json")
-    write_json_atomic({"units": metrics["units"], "files": files},
-                      Path(args.run) / f"per_file_{name}.json")
-    print(f"seqflow eval: {describe_distill(metrics)}")
-    print(f"seqflow eval: wrote {Path(args.run) / f'metrics_{name}.json'}")
-    return 0
+    return _write_eval(args, metrics, describe_distill(metrics))
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
