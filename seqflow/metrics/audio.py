@@ -114,6 +114,17 @@ class STFTLossTerms:
         return (self.spectral_convergence + self.log_magnitude).mean()
 
 
+def _check_resolutions(resolutions: Sequence[Resolution]) -> tuple[Resolution, ...]:
+    """``resolutions`` as a tuple of int ``(n_fft, hop, win_length)`` triples, or a one-line
+    ``ValueError``."""
+    resolutions = tuple(tuple(int(v) for v in r) for r in resolutions)
+    if not resolutions:
+        raise ValueError("resolutions is empty; give (n_fft, hop, win_length) triples")
+    if any(len(r) != 3 for r in resolutions):
+        raise ValueError(f"resolutions must be (n_fft, hop, win_length) triples, got {resolutions}")
+    return resolutions
+
+
 def multi_resolution_stft_terms(
     pred: Tensor,
     target: Tensor,
@@ -140,12 +151,7 @@ def multi_resolution_stft_terms(
     Returns:
         :class:`STFTLossTerms` holding ``(resolutions, batch)`` tensors.
     """
-    resolutions = tuple(tuple(int(v) for v in r) for r in resolutions)
-    if not resolutions or any(len(r) != 3 for r in resolutions):
-        raise ValueError(
-            f"resolutions must be a non-empty sequence of (n_fft, hop, win_length), "
-            f"got {resolutions}"
-        )
+    resolutions = _check_resolutions(resolutions)
     if eps <= 0:
         raise ValueError(f"eps must be positive, got {eps}")
     sc_terms, mag_terms = [], []
@@ -219,8 +225,7 @@ def average_power_distance(
         A. van den Oord et al., "Parallel WaveNet: Fast high-fidelity speech synthesis",
         ICML 2018 (the power loss).
     """
-    if not resolutions:
-        raise ValueError("average_power_distance: resolutions is empty")
+    resolutions = _check_resolutions(resolutions)
     if not (math.isfinite(eps) and eps > 0):
         raise ValueError(f"average_power_distance: eps must be finite and positive, got {eps}")
     terms = []
