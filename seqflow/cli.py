@@ -15,6 +15,9 @@ import sys
 import warnings
 from pathlib import Path
 
+# The command functions import seqflow's packages (and so torch) when they run, so that
+# ``seqflow --help`` answers without loading torch.
+
 BENCH_SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "bench.py"
 
 
@@ -95,8 +98,7 @@ def _is_main_process() -> bool:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from seqflow.train.config import load_config
-    from seqflow.train.engine import train
+    from seqflow.train import load_config, train
 
     cfg = load_config(args.config, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
@@ -116,16 +118,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _is_speech_run(run: str) -> bool:
-    from seqflow.train.config import load_config
-    from seqflow.train.run_dir import RunDir
+    from seqflow.train import load_config
 
-    config = RunDir(Path(run)).config
+    config = Path(run) / "config.yaml"
     return config.is_file() and load_config(config).data.source == "audio"
 
 
 def _write_eval(args: argparse.Namespace, metrics: dict, line: str) -> int:
     """Write a speech run's ``metrics_<split>.json`` and ``per_file_<split>.json``; print."""
-    from seqflow.train.checkpoints import write_json_atomic
+    from seqflow.train import write_json_atomic
 
     name = args.split if args.data is None else "data_" + Path(args.data).resolve().name
     files = metrics.pop("files")
@@ -139,23 +140,22 @@ def _write_eval(args: argparse.Namespace, metrics: dict, line: str) -> int:
 
 
 def _cmd_eval_speech(args: argparse.Namespace) -> int:
-    from seqflow.train.audio_eval import describe, evaluate_audio_run
+    from seqflow.speech import describe_eval, evaluate_audio_run
 
     metrics = evaluate_audio_run(args.run, args.split, args.weights, args.data)
-    return _write_eval(args, metrics, describe(metrics))
+    return _write_eval(args, metrics, describe_eval(metrics))
 
 
 def _cmd_eval_distill(args: argparse.Namespace) -> int:
-    from seqflow.train.distill_eval import describe_distill, evaluate_distill_run
+    from seqflow.speech import describe_distill, evaluate_distill_run
 
     metrics = evaluate_distill_run(args.run, args.split, args.weights, args.data)
     return _write_eval(args, metrics, describe_distill(metrics))
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from seqflow.train.checkpoints import write_json_atomic
-    from seqflow.train.distill_eval import is_distill_run
-    from seqflow.train.inference import evaluate_run
+    from seqflow.speech import is_distill_run
+    from seqflow.train import evaluate_run, write_json_atomic
 
     if is_distill_run(args.run) and _is_speech_run(args.run):
         return _cmd_eval_distill(args)
@@ -171,11 +171,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    from seqflow.train.inference import sample_chunks, write_sample_chunks
+    from seqflow.speech import sample_from_mel_file
+    from seqflow.train import sample_chunks, write_sample_chunks
 
     if args.mel_from is not None:
-        from seqflow.train.audio_sample import sample_from_mel_file
-
         if args.num is not None or args.length is not None:
             raise ValueError("--mel-from draws one waveform as long as the file; drop --num "
                              "and --length")
@@ -194,23 +193,23 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _cmd_vocode(args: argparse.Namespace) -> int:
-    from seqflow.train.audio_vocode import describe, vocode_files
+    from seqflow.speech import describe_vocode, vocode_files
 
     summary = vocode_files(args.run, args.inputs, args.out, seed=args.seed,
                            temperature=args.temperature, batch_size=args.batch_size,
                            weights=args.weights, threads=args.threads,
                            metrics=not args.no_metrics)
-    print(f"seqflow vocode: {describe(summary, args.out)}")
+    print(f"seqflow vocode: {describe_vocode(summary, args.out)}")
     return 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from seqflow.train.onnx_export import describe, export_run
+    from seqflow.speech import describe_export, export_run
 
     report = export_run(args.run, args.onnx, weights=args.weights, exporter=args.exporter,
                         threads=args.threads, repeats=args.repeats, max_frames=args.max_frames,
                         seed=args.seed)
-    print(f"seqflow export: {describe(report)}")
+    print(f"seqflow export: {describe_export(report)}")
     return 0
 
 
@@ -237,8 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         args = argparse.Namespace(command="bench", args=argv[1:])
     else:
         args = _parser().parse_args(argv)
-    from seqflow.train.checkpoints import CheckpointError
-    from seqflow.train.engine import NonFiniteLossError, TrainingInterrupted
+    from seqflow.train import CheckpointError, NonFiniteLossError, TrainingInterrupted
 
     expected = (ValueError, OSError, CheckpointError, NonFiniteLossError)
     if not _is_main_process():  # under accelerate launch, one process reports the error

@@ -37,10 +37,8 @@ from seqflow.data.tabular import load_digits_split  # noqa: E402
 from seqflow.data.toy import sample_toy  # noqa: E402
 from seqflow.distributions import Distribution, Flow, MADEMoG, StandardNormal  # noqa: E402
 from seqflow.train import Config as EngineConfig  # noqa: E402
-from seqflow.train import config_from_dict  # noqa: E402
+from seqflow.train import config_from_dict, load_weights, write_json_atomic  # noqa: E402
 from seqflow.train import train as engine_train  # noqa: E402
-from seqflow.train.checkpoints import write_json_atomic  # noqa: E402
-from seqflow.train.inference import load_weights  # noqa: E402
 from seqflow.transforms import MAF, Compose, Planar, Radial  # noqa: E402
 from seqflow.transforms.stacks import glow_steps, realnvp_steps  # noqa: E402
 

@@ -20,8 +20,7 @@ import torch
 
 from seqflow import Flow
 from seqflow.data import TOY_DATASETS, sample_toy
-from seqflow.train import config_from_dict, train
-from seqflow.train.inference import evaluate_run, load_run
+from seqflow.train import config_from_dict, evaluate_run, load_run, train
 
 
 def plot(flow: Flow, data: torch.Tensor, path: Path, title: str) -> None:

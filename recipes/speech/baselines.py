@@ -1,6 +1,6 @@
 """Classical baselines for the speech teacher, fitted on a run's training files only.
 
-Every model is scored like the teacher (:mod:`seqflow.train.audio_eval`): whole held-out
+Every model is scored like the teacher (:mod:`seqflow.speech.evaluate`): whole held-out
 utterances from the run's file split, 16-bit audio on ``[-1, 1)`` with the same uniform
 dequantization, log-likelihood in nats per sample (total over total samples), and bits per
 16-bit sample ``15 - LL / ln 2``.
@@ -38,9 +38,8 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from seqflow.train.audio_data import utterances
-from seqflow.train.audio_eval import evaluate_audio_run, score_utterances, summarize
-from seqflow.train.config import load_config
+from seqflow.speech import evaluate_audio_run, score_utterances, summarize
+from seqflow.train import load_config, utterances
 
 LOG_2PI = math.log(2.0 * math.pi)
 RMS_FLOOR = 2.0**-15  # one quantization step: keeps log(rms) finite on digital silence

@@ -28,10 +28,8 @@ import baselines
 import prepare
 import tradeoff
 
-from seqflow.train import load_config, train
-from seqflow.train.audio_data import utterances
-from seqflow.train.audio_eval import evaluate_audio_run, score_utterances, summarize
-from seqflow.train.audio_vocode import vocode_files
+from seqflow.speech import evaluate_audio_run, score_utterances, summarize, vocode_files
+from seqflow.train import load_config, train, utterances
 
 HERE = Path(__file__).resolve().parent
 

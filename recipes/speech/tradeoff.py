@@ -39,15 +39,17 @@ from pathlib import Path
 
 import torch
 
-from seqflow.data.audio import Split
 from seqflow.data.features import LogMel
 from seqflow.nn.context import SequenceContext
 from seqflow.nn.threads import get_streaming_threads
-from seqflow.train.audio_data import SPLIT_FILE, mel_config
-from seqflow.train.audio_sample import mel_of_audio_file, stream_from_mel
-from seqflow.train.audio_vocode import input_noise, intra_op_threads
-from seqflow.train.inference import load_run
-from seqflow.train.vocoder import load_vocoder
+from seqflow.speech import (
+    input_noise,
+    intra_op_threads,
+    load_vocoder,
+    mel_of_audio_file,
+    stream_from_mel,
+)
+from seqflow.train import load_run, mel_config, recorded_split
 
 METHODS = (
     ("teacher", "sampling", "streaming"),
@@ -63,11 +65,7 @@ def clip_of_test_utterance(run_dir: Path, cfg, data_dir: str | None, index: int,
 
     The log-mel is taken from the whole utterance (as in evaluation), then both are clipped.
     """
-    split_file = run_dir / SPLIT_FILE
-    if not split_file.is_file():
-        raise ValueError(f"{run_dir}: no {SPLIT_FILE}; the clip comes from the teacher's test "
-                         "split")
-    test = Split.from_json(split_file).test
+    test = recorded_split(run_dir).test
     if not 0 <= index < len(test):
         raise ValueError(f"--utterance {index} is outside the {len(test)} test utterances")
     path = Path(data_dir or cfg.data.path) / test[index]

@@ -51,12 +51,16 @@ from seqflow.data.timeseries import (
     backtest_windows,
     read_series_csv,
 )
+from seqflow.forecasting import LOSS_ON, WindowBatches, backtest_forecasts
 from seqflow.metrics.forecast import forecast_metrics
-from seqflow.train import ConfigError, config_from_dict, train
-from seqflow.train.config import UniqueKeyLoader
-from seqflow.train.forecasting import LOSS_ON, WindowBatches, backtest_forecasts
-from seqflow.train.inference import load_weights
-from seqflow.train.models import build_flow
+from seqflow.train import (
+    ConfigError,
+    build_flow,
+    config_from_dict,
+    load_weights,
+    read_config_file,
+    train,
+)
 
 # Settings of the ``windows`` section and their defaults.
 WINDOW_DEFAULTS = {"scaling": "window", "val_origins": 2, "num_windows": 8192, "loss_on": "window"}
@@ -109,15 +113,10 @@ def load_settings(config: Path | None, overrides: list[str], channels: int,
     """``(engine Config, windows settings)`` from the YAML file and ``--set`` overrides."""
     raw = {}
     if config is not None:
-        if not config.is_file():
-            raise ValueError(f"--config {config}: file not found")
         try:
-            raw = yaml.load(config.read_text(), Loader=UniqueKeyLoader) or {}
-        except yaml.YAMLError as err:
-            raise ValueError(f"--config {config}: not valid YAML: {' '.join(str(err).split())}"
-                             ) from None
-        if not isinstance(raw, dict):
-            raise ValueError(f"--config {config}: expected a mapping of sections")
+            raw = read_config_file(config)
+        except ConfigError as err:
+            raise ValueError(f"--config {err}") from None
     windows_raw, engine_overrides = _split_overrides(overrides)
     windows = window_settings({**(raw.pop("windows", None) or {}), **windows_raw})
     model = raw.setdefault("model", {})

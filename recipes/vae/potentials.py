@@ -31,16 +31,16 @@ import torch
 from torch import Tensor
 
 from seqflow import DiagonalNormal, Flow
-from seqflow.train import config_from_dict
-from seqflow.train import train as engine_train
-from seqflow.train.checkpoints import write_json_atomic
-from seqflow.train.inference import load_weights
-from seqflow.train.objectives import (
+from seqflow.train import (
     ReverseKLTask,
     SampleSlots,
+    config_from_dict,
+    load_weights,
     log_normalizer_on_grid,
     reverse_kl,
+    write_json_atomic,
 )
+from seqflow.train import train as engine_train
 from seqflow.transforms import IAF, Compose, Planar, Radial, Reverse, Transform
 
 

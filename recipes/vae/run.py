@@ -26,16 +26,18 @@ from typing import Any
 
 import torch
 import yaml
+from data import Images, load_images, splits  # noqa: E402
 from model import POSTERIORS, VAE, VAEConfig  # noqa: E402
 from torch import Tensor
 
-from data import Images, load_images, splits  # noqa: E402
-from seqflow.train import config_from_dict
+from seqflow.train import (
+    build_task,
+    config_from_dict,
+    load_weights,
+    variational_bounds,
+    write_json_atomic,
+)
 from seqflow.train import train as engine_train
-from seqflow.train.checkpoints import write_json_atomic
-from seqflow.train.inference import load_weights
-from seqflow.train.objectives import variational_bounds
-from seqflow.train.registry import build_task
 
 # The anchor: Rezende & Mohamed (2015), binarized MNIST, test -ln p(x) bound (nats).
 ANCHOR_DIAG, ANCHOR_PLANAR80 = 89.9, 85.1

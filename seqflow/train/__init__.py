@@ -1,6 +1,19 @@
-"""Training: one engine on accelerate, typed configs, tasks, registries, run directories."""
+"""Training: one engine on accelerate, typed configs, tasks, registries, run directories.
 
-from seqflow.train.config import Config, ConfigError, config_from_dict, load_config
+This package's public API is what recipes, tools and the domain packages
+(:mod:`seqflow.speech`, :mod:`seqflow.forecasting`) import; its modules are internal.
+"""
+
+from seqflow.train.audio_data import mel_config, recorded_split, utterances
+from seqflow.train.batches import RowDataset
+from seqflow.train.checkpoints import CheckpointError, write_json_atomic
+from seqflow.train.config import (
+    Config,
+    ConfigError,
+    config_from_dict,
+    load_config,
+    read_config_file,
+)
 from seqflow.train.engine import (
     NonFiniteLossError,
     Trainer,
@@ -8,21 +21,62 @@ from seqflow.train.engine import (
     TrainResult,
     train,
 )
+from seqflow.train.inference import evaluate_run, sample_chunks, write_sample_chunks
 from seqflow.train.models import build_flow
-from seqflow.train.objectives import LikelihoodTask, Task, TaskOutput
+from seqflow.train.objectives import (
+    DistillTask,
+    ELBOTask,
+    IWAETask,
+    LatentVariableModel,
+    LikelihoodTask,
+    MaskedLikelihoodTask,
+    ReverseKLTask,
+    SampleSlots,
+    Task,
+    TaskOutput,
+    log_normalizer_on_grid,
+    reverse_kl,
+    variational_bounds,
+)
+from seqflow.train.registry import build_task, check_config
+from seqflow.train.run_dir import load_run, load_weights
 
 __all__ = [
+    "CheckpointError",
     "Config",
     "ConfigError",
+    "DistillTask",
+    "ELBOTask",
+    "IWAETask",
+    "LatentVariableModel",
     "LikelihoodTask",
+    "MaskedLikelihoodTask",
     "NonFiniteLossError",
+    "ReverseKLTask",
+    "RowDataset",
+    "SampleSlots",
     "Task",
     "TaskOutput",
     "TrainResult",
     "Trainer",
     "TrainingInterrupted",
     "build_flow",
+    "build_task",
+    "check_config",
     "config_from_dict",
+    "evaluate_run",
     "load_config",
+    "load_run",
+    "load_weights",
+    "read_config_file",
+    "log_normalizer_on_grid",
+    "mel_config",
+    "recorded_split",
+    "reverse_kl",
+    "sample_chunks",
     "train",
+    "utterances",
+    "variational_bounds",
+    "write_json_atomic",
+    "write_sample_chunks",
 ]

@@ -124,6 +124,14 @@ def audio_splits(cfg: Config, run_dir: str | Path | None = None) -> dict[str, Au
     return out
 
 
+def recorded_split(run_dir: str | Path) -> Split:
+    """The file split that training recorded in ``run_dir`` (relative paths per split)."""
+    path = Path(run_dir) / SPLIT_FILE
+    if not path.is_file():
+        raise ValueError(f"{run_dir}: no {SPLIT_FILE}; not an audio run directory")
+    return Split.from_json(path)
+
+
 def utterances(cfg: Config, run_dir: str | Path, split: str = "test",
                data_dir: str | Path | None = None) -> AudioUtterances:
     """Whole utterances of a run's ``split``, or of every usable file of ``data_dir``.

@@ -207,7 +207,7 @@ class Config:
 
 
 # Choices that belong to no registry; model.kind, data.source and train.task are checked
-# against the registries themselves (seqflow.train.registry).
+# against the registries themselves (seqflow.train.registry.check_config).
 CHOICES: dict[str, tuple[str, ...]] = {
     "model.base": ("normal",),
     "model.conditioner": ("wavenet", "lstm"),
@@ -359,17 +359,6 @@ def _check_ranges(cfg: Config) -> None:
     _check_distill(cfg)
 
 
-def _check_registered(cfg: Config) -> None:
-    """``model.kind``, ``data.source`` and ``train.task`` must name registry entries."""
-    from seqflow.train.registry import DATA_SOURCES, MODEL_KINDS, TASKS
-
-    for key, value, registry in (("model.kind", cfg.model.kind, MODEL_KINDS),
-                                 ("data.source", cfg.data.source, DATA_SOURCES),
-                                 ("train.task", cfg.train.task, TASKS)):
-        if value not in registry:
-            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(registry)}")
-
-
 class UniqueKeyLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that refuses a key repeated in one mapping.
 
@@ -486,12 +475,12 @@ def config_from_dict(raw: dict[str, Any] | None, overrides: list[str] | None = N
             )
     cfg = Config(**{name: _build_section(name, hints[name], raw.get(name)) for name in sections})
     _check_ranges(cfg)
-    _check_registered(cfg)
     return cfg
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """Read a YAML file and validate it (plus ``overrides``) into a :class:`Config`."""
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping of sections in the YAML file ``path``, unvalidated; one-line
+    ``file:line:column`` errors for a missing file, bad UTF-8, bad YAML or a repeated key."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -508,6 +497,12 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         raise ConfigError(
             f"{path}: a config must be a YAML mapping of sections, got {type(raw).__name__}"
         )
+    return raw or {}
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read a YAML file and validate it (plus ``overrides``) into a :class:`Config`."""
+    raw = read_config_file(path)
     try:
         return config_from_dict(raw, overrides)
     except ConfigError as err:

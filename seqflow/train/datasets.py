@@ -23,6 +23,8 @@ from torch.utils.data import Dataset, TensorDataset
 
 from seqflow.data.sources import read_rows
 from seqflow.data.toy import TOY_DATASETS, sample_toy
+from seqflow.data.toy_audio import ToyAudio
+from seqflow.train.audio_data import audio_splits, check_mel_model
 from seqflow.train.batches import RowDataset
 from seqflow.train.config import Config, ConfigError, DataConfig
 
@@ -66,9 +68,6 @@ def _row_splits(cfg: Config) -> Splits:
 
 
 def _toy_audio(cfg: Config) -> Splits:
-    from seqflow.data.toy_audio import ToyAudio
-    from seqflow.train.audio_data import check_mel_model
-
     data = cfg.data
     check_mel_model(cfg)
     counts = [int(data.num_samples * f) for f in (data.val_fraction, data.test_fraction)]
@@ -82,8 +81,6 @@ def _toy_audio(cfg: Config) -> Splits:
 
 
 def _audio(cfg: Config, run_dir: Path | None = None) -> Splits:
-    from seqflow.train.audio_data import audio_splits
-
     return audio_splits(cfg, run_dir)
 
 

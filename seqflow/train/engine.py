@@ -51,7 +51,7 @@ from seqflow.train.datasets import build_splits, check_splits, describe_source
 from seqflow.train.ema import EMA
 from seqflow.train.models import build_flow, event_size, has_data_dependent_init
 from seqflow.train.objectives import Task, log_prob_of
-from seqflow.train.registry import build_task
+from seqflow.train.registry import build_task, check_config
 
 
 class NonFiniteLossError(RuntimeError):
@@ -174,6 +174,7 @@ class Trainer:
 
     def __init__(self, cfg: Config, out_dir: str | Path, task: Task | None = None,
                  splits: dict[str, Dataset] | None = None, flow: nn.Module | None = None):
+        check_config(cfg)
         if flow is not None:
             check_flow(flow, cfg.model.features)
             cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, kind="custom"))

@@ -1,90 +1,24 @@
-"""Use a finished (or interrupted) run directory: load its flow, evaluate it, sample from it."""
+"""Use a finished (or interrupted) run directory: evaluate it, sample from it (loading it is
+:func:`seqflow.train.run_dir.load_run`)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.data import DataLoader
 
 from seqflow.checks import describe_nonfinite
-from seqflow.distributions import Flow
 from seqflow.train import checkpoints as ckpt
 from seqflow.train import run_dir as rd
 from seqflow.train.batches import collate
-from seqflow.train.config import Config, load_config
 from seqflow.train.datasets import build_splits
-from seqflow.train.models import SEQUENCE_KINDS, build_flow
+from seqflow.train.models import SEQUENCE_KINDS
 from seqflow.train.registry import build_task
-
-WEIGHTS = ("auto", rd.BEST, rd.FINAL, rd.LAST)
-
-
-def _last_checkpoint_weights(run: rd.RunDir) -> tuple[dict[str, Tensor], dict]:
-    directory = ckpt.find_resumable(run.checkpoints, set_aside=False)  # read-only
-    if directory is None:
-        raise ckpt.CheckpointError(f"{run.root} holds no usable checkpoint")
-    state = json.loads((directory / rd.STATE_FILE).read_text())
-    if (directory / rd.EMA_FILE).is_file():
-        return ckpt.load_tensors(directory / rd.EMA_FILE), {"step": state["step"]}
-    raw = ckpt.load_tensors(directory / rd.MODEL_FILE)
-    weights = {k.removeprefix("model."): v for k, v in raw.items() if k.startswith("model.")}
-    return weights, {"step": state["step"]}
-
-
-def _read_weights(run: rd.RunDir, weights: str) -> tuple[dict[str, Tensor], dict]:
-    if weights not in WEIGHTS:
-        raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
-    order = [rd.BEST, rd.FINAL, rd.LAST] if weights == "auto" else [weights]
-    for which in order:
-        if which == rd.LAST:
-            state, info = _last_checkpoint_weights(run)
-        elif run.weights(which).is_dir():
-            state, info = ckpt.read_weights_dir(run.weights(which))
-        elif weights == "auto":
-            continue
-        else:
-            raise FileNotFoundError(f"{run.weights(which)} does not exist")
-        bad = [k for k, v in state.items()
-               if v.is_floating_point() and not bool(torch.isfinite(v).all())]
-        if bad:
-            raise ValueError(f"{run.root}: the {which} weights are not finite "
-                             f"({', '.join(bad[:5])}); refusing to evaluate or sample them")
-        return state, {"weights": which, **info}
-    raise ckpt.CheckpointError(f"{run.root} holds no weights")
-
-
-def load_weights(run_dir: str | Path, flow: nn.Module, weights: str = "auto") -> dict:
-    """Load a run's weights into ``flow`` (e.g. a caller-built one) and set it to eval mode.
-
-    ``weights`` as in :func:`load_run`; returns ``{"weights": which, "step": ..., ...}``.
-    """
-    run = rd.RunDir(Path(run_dir))
-    run.require()
-    state, info = _read_weights(run, weights)
-    flow.load_state_dict(state)
-    flow.eval()
-    return info
-
-
-def load_run(run_dir: str | Path, weights: str = "auto") -> tuple[Flow, Config, dict]:
-    """Rebuild the flow of a run and load its weights.
-
-    ``weights``: ``best`` (lowest validation score), ``final`` (end of training), ``last``
-    (newest valid checkpoint) or ``auto`` (the first of those that exists). EMA weights are
-    used whenever the run kept an EMA. Returns ``(flow in eval mode, config, info)``.
-    """
-    run = rd.RunDir(Path(run_dir))
-    run.require()
-    run.refuse_rebuild()
-    cfg = load_config(run.config)
-    flow = build_flow(cfg.model)
-    info = load_weights(run_dir, flow, weights)
-    return flow, cfg, info
+from seqflow.train.run_dir import load_run
 
 
 @torch.no_grad()

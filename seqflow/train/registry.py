@@ -6,10 +6,11 @@ from collections.abc import Callable
 
 from torch import nn
 
-from seqflow.train.config import Config, ConfigError
+from seqflow.train.config import Config, ConfigError, stft_resolutions
 from seqflow.train.datasets import DATA_SOURCES
 from seqflow.train.models import MODEL_KINDS
 from seqflow.train.objectives import (
+    DistillTask,
     ELBOTask,
     IWAETask,
     LikelihoodTask,
@@ -17,6 +18,7 @@ from seqflow.train.objectives import (
     Task,
 )
 from seqflow.train.objectives.elbo import check_latent_model
+from seqflow.train.objectives.teacher import load_teacher
 
 
 def _likelihood(flow: nn.Module, cfg: Config) -> Task:
@@ -51,10 +53,6 @@ def _masked_likelihood(flow: nn.Module, cfg: Config) -> Task:
 
 def _distill(flow: nn.Module, cfg: Config) -> Task:
     """Student ``flow`` against the frozen teacher run ``train.distill_teacher``."""
-    from seqflow.train.config import stft_resolutions
-    from seqflow.train.objectives.distill import DistillTask
-    from seqflow.train.objectives.teacher import load_teacher
-
     t = cfg.train
     teacher = load_teacher(cfg)
     try:
@@ -75,7 +73,22 @@ TASKS: dict[str, Callable[[nn.Module, Config], Task]] = {
     "distill": _distill,
 }
 
-__all__ = ["DATA_SOURCES", "MODEL_KINDS", "TASKS", "build_task"]
+__all__ = ["DATA_SOURCES", "MODEL_KINDS", "TASKS", "build_task", "check_config"]
+
+
+def check_config(cfg: Config) -> Config:
+    """``cfg`` itself, after checking that ``model.kind``, ``data.source`` and ``train.task``
+    name entries of the registries; a one-line :class:`ConfigError` otherwise.
+
+    :func:`~seqflow.train.config.load_config` validates the schema only; the engine calls this
+    before it builds anything.
+    """
+    for key, value, registry in (("model.kind", cfg.model.kind, MODEL_KINDS),
+                                 ("data.source", cfg.data.source, DATA_SOURCES),
+                                 ("train.task", cfg.train.task, TASKS)):
+        if value not in registry:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(registry)}")
+    return cfg
 
 
 def build_task(flow: nn.Module, cfg: Config) -> Task:

@@ -11,8 +11,8 @@ Only rank 0 writes, except accelerate's per-rank RNG files::
                                       which ``seqflow eval``/``sample`` cannot rebuild
     RUN/data_source.json              resolved path, size and sha256 of a file data source
 
-The engine (:mod:`seqflow.train.engine`) and inference (:mod:`seqflow.train.inference`) both
-read these names from here.
+The engine (:mod:`seqflow.train.engine`) writes these; :func:`load_run` and
+:func:`load_weights` read a run's flow back for every application of a finished run.
 """
 
 from __future__ import annotations
@@ -23,9 +23,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
+from seqflow.distributions import Flow
+from seqflow.train import checkpoints as ckpt
 from seqflow.train.config import Config, config_to_dict, load_config
+from seqflow.train.models import build_flow
 
 CONFIG_FILE = "config.yaml"
 LOG_FILE = "train_log.jsonl"
@@ -90,13 +94,13 @@ class RunDir:
             raise ValueError(f"{self.root} was trained with a caller-built flow "
                              "(Trainer(..., flow=...)) that its config cannot rebuild; build "
                              "the same flow and load the run into it with "
-                             "seqflow.train.inference.load_weights")
+                             "seqflow.train.load_weights")
 
     def refuse_given_splits(self) -> None:
         if self.given_splits.is_file():
             raise ValueError(f"{self.root} was trained on in-memory splits that its config "
                              "cannot rebuild; evaluate it on your data with "
-                             "seqflow.train.inference.load_weights and the flow's log_prob")
+                             "seqflow.train.load_weights and the flow's log_prob")
 
 
 def check_resume_compatible(run: RunDir, cfg: Config) -> None:
@@ -176,3 +180,69 @@ def resolve_data_path(run: RunDir, cfg: Config) -> Config:
                          f"{recorded['sha256'][:12]} then, {current['sha256'][:12]} now): its "
                          "test split would differ and could contain training rows")
     return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=str(path)))
+
+
+WEIGHTS = ("auto", BEST, FINAL, LAST)
+
+
+def _last_checkpoint_weights(run: RunDir) -> tuple[dict[str, Tensor], dict]:
+    directory = ckpt.find_resumable(run.checkpoints, set_aside=False)  # read-only
+    if directory is None:
+        raise ckpt.CheckpointError(f"{run.root} holds no usable checkpoint")
+    state = json.loads((directory / STATE_FILE).read_text())
+    if (directory / EMA_FILE).is_file():
+        return ckpt.load_tensors(directory / EMA_FILE), {"step": state["step"]}
+    raw = ckpt.load_tensors(directory / MODEL_FILE)
+    weights = {k.removeprefix("model."): v for k, v in raw.items() if k.startswith("model.")}
+    return weights, {"step": state["step"]}
+
+
+def _read_weights(run: RunDir, weights: str) -> tuple[dict[str, Tensor], dict]:
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
+    order = [BEST, FINAL, LAST] if weights == "auto" else [weights]
+    for which in order:
+        if which == LAST:
+            state, info = _last_checkpoint_weights(run)
+        elif run.weights(which).is_dir():
+            state, info = ckpt.read_weights_dir(run.weights(which))
+        elif weights == "auto":
+            continue
+        else:
+            raise FileNotFoundError(f"{run.weights(which)} does not exist")
+        bad = [k for k, v in state.items()
+               if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+        if bad:
+            raise ValueError(f"{run.root}: the {which} weights are not finite "
+                             f"({', '.join(bad[:5])}); refusing to evaluate or sample them")
+        return state, {"weights": which, **info}
+    raise ckpt.CheckpointError(f"{run.root} holds no weights")
+
+
+def load_weights(run_dir: str | Path, flow: nn.Module, weights: str = "auto") -> dict:
+    """Load a run's weights into ``flow`` (e.g. a caller-built one) and set it to eval mode.
+
+    ``weights`` as in :func:`load_run`; returns ``{"weights": which, "step": ..., ...}``.
+    """
+    run = RunDir(Path(run_dir))
+    run.require()
+    state, info = _read_weights(run, weights)
+    flow.load_state_dict(state)
+    flow.eval()
+    return info
+
+
+def load_run(run_dir: str | Path, weights: str = "auto") -> tuple[Flow, Config, dict]:
+    """Rebuild the flow of a run and load its weights.
+
+    ``weights``: ``best`` (lowest validation score), ``final`` (end of training), ``last``
+    (newest valid checkpoint) or ``auto`` (the first of those that exists). EMA weights are
+    used whenever the run kept an EMA. Returns ``(flow in eval mode, config, info)``.
+    """
+    run = RunDir(Path(run_dir))
+    run.require()
+    run.refuse_rebuild()
+    cfg = load_config(run.config)
+    flow = build_flow(cfg.model)
+    info = load_weights(run_dir, flow, weights)
+    return flow, cfg, info

@@ -16,14 +16,14 @@ from safetensors.torch import load_file
 from seqflow.cli import main as cli
 from seqflow.data.features import LogMel
 from seqflow.nn.context import SequenceContext
+from seqflow.speech.evaluate import bits_per_16bit_sample
+from seqflow.speech.sample import stream_from_mel
 from seqflow.train.audio_data import SCAN_FILE, SPLIT_FILE, mel_config, utterances
-from seqflow.train.audio_eval import bits_per_16bit_sample
-from seqflow.train.audio_sample import stream_from_mel
 from seqflow.train.config import ConfigError, config_from_dict
 from seqflow.train.datasets import build_splits
 from seqflow.train.engine import train
-from seqflow.train.inference import load_run
 from seqflow.train.models import build_flow
+from seqflow.train.run_dir import load_run
 
 SR = 16000
 

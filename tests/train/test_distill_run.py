@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from seqflow.cli import main as cli
+from seqflow.speech.distill_eval import is_distill_run
 from seqflow.train.config import ConfigError, config_from_dict
-from seqflow.train.distill_eval import is_distill_run
 from seqflow.train.engine import train
-from seqflow.train.inference import load_run
 from seqflow.train.registry import build_task
+from seqflow.train.run_dir import load_run
 from tests.train.test_audio_source import config, write_corpus
 
 RESOLUTIONS = "128,32,128;256,64,256"

@@ -13,9 +13,9 @@ from seqflow.distributions import Flow, MADEMoG, StandardNormal
 from seqflow.train.config import ConfigError
 from seqflow.train.datasets import build_splits
 from seqflow.train.engine import train
-from seqflow.train.inference import load_weights
 from seqflow.train.models import build_flow
 from seqflow.train.objectives import LikelihoodTask, TaskOutput
+from seqflow.train.run_dir import load_weights
 from seqflow.transforms import ActNorm, AffineCoupling, Compose
 
 

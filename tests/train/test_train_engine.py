@@ -18,9 +18,10 @@ from torch.utils.data import TensorDataset
 from train_cases import max_weight_diff, tiny_config, tiny_raw, write_config
 
 from seqflow.train.engine import NonFiniteLossError, lr_lambda, train
-from seqflow.train.inference import evaluate_run, load_run
+from seqflow.train.inference import evaluate_run
 from seqflow.train.models import build_flow
 from seqflow.train.objectives import LikelihoodTask, TaskOutput
+from seqflow.train.run_dir import load_run
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,8 +14,8 @@ import time
 
 import torch
 
-from seqflow.train.audio_sample import stream_from_mel
-from seqflow.train.inference import load_run
+from seqflow.speech import stream_from_mel
+from seqflow.train import load_run
 
 
 def main() -> None:

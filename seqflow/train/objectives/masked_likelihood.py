@@ -84,7 +84,7 @@ class MaskedLikelihoodTask(Task):
     def _masked(self, batch: dict) -> tuple[Tensor, Tensor]:
         if "mask" not in batch:
             raise ValueError("the masked_likelihood task needs batches with a 'mask' of "
-                             "observed elements (e.g. seqflow.train.forecasting.WindowBatches)")
+                             "observed elements (e.g. seqflow.forecasting.paths.WindowBatches)")
         x = batch["x"]
         mask = torch.as_tensor(batch["mask"]).to(device=x.device)
         if mask.shape != x.shape:

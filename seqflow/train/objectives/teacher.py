@@ -7,7 +7,7 @@ from pathlib import Path
 from torch import nn
 
 from seqflow.train.config import Config, ConfigError, load_config
-from seqflow.train.run_dir import CONFIG_FILE
+from seqflow.train.run_dir import CONFIG_FILE, load_run
 
 # Settings that define the teacher's inputs: audio rate and the log-mel it reads.
 FEATURE_KEYS = ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels", "f_min", "f_max",
@@ -33,8 +33,6 @@ def load_teacher(cfg: Config, weights: str = "auto") -> nn.Module:
     """The flow of the run ``cfg.train.distill_teacher`` (best weights first), in eval mode with
     gradients off; refused when its data settings differ from ``cfg`` (:func:`check_teacher_data`).
     """
-    from seqflow.train.inference import load_run  # inference imports the task registry
-
     root = Path(cfg.train.distill_teacher)
     if not (root / CONFIG_FILE).is_file():
         raise ConfigError(f"train.distill_teacher: {root} is not a run directory (no "

@@ -16,9 +16,9 @@ from speech_runs import HOP, N_MELS, SR, train_tiny, write_corpus
 from seqflow.cli import main as cli
 from seqflow.data.features import LogMel
 from seqflow.metrics.audio import log_spectral_distance, mel_cepstral_distortion
+from seqflow.speech.vocode import input_noise, vocode_batch
+from seqflow.speech.vocoder import load_vocoder
 from seqflow.train.audio_data import mel_config
-from seqflow.train.audio_vocode import input_noise, vocode_batch
-from seqflow.train.vocoder import load_vocoder
 
 LSB = 2.0**-15
 

@@ -12,19 +12,19 @@ from scipy.stats import norm
 
 from seqflow.data.timeseries import TrainingWindows, series_from_array
 from seqflow.distributions import Flow, StandardNormal
-from seqflow.metrics.forecast import mean_crps
-from seqflow.train import config_from_dict, train
-from seqflow.train.batches import collate
-from seqflow.train.forecasting import (
+from seqflow.forecasting.paths import (
     WindowBatches,
     backtest_forecasts,
     origin_generator,
     sample_continuations,
     stream_continuations,
 )
-from seqflow.train.inference import load_weights
+from seqflow.metrics.forecast import mean_crps
+from seqflow.train import config_from_dict, train
+from seqflow.train.batches import collate
 from seqflow.train.models import build_flow
 from seqflow.train.objectives import elementwise_log_prob
+from seqflow.train.run_dir import load_weights
 from seqflow.transforms import SequenceMAF, SequenceStack
 from tests.sequence_helpers import perturb, single_thread  # noqa: F401
 

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from seqflow.distributions import Flow
 from seqflow.train.audio_data import check_mel_model
 from seqflow.train.config import Config
-from seqflow.train.inference import load_run
+from seqflow.train.run_dir import load_run
 from seqflow.transforms import Compose, Scaling, SequenceStack, Transform
 
 ONE_PASS_KINDS = ("sequence_iaf",)

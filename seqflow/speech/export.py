@@ -1,6 +1,6 @@
 """``seqflow export RUN --onnx FILE``: a one-pass run's generator as ONNX, checked and timed.
 
-The exported graph is :class:`~seqflow.train.vocoder.MelVocoder`: inputs ``mel`` ``(batch,
+The exported graph is :class:`~seqflow.speech.vocoder.MelVocoder`: inputs ``mel`` ``(batch,
 n_mels, frames)`` and ``z`` ``(batch, 1, frames * hop)``, output ``audio`` ``(batch, 1, frames *
 hop)``, with batch and frames dynamic. It is traced with chunking off
 (:func:`seqflow.nn.chunking.chunk_values` ``(0)``), so the graph is the plain whole-sequence
@@ -31,9 +31,9 @@ import torch
 from torch import Tensor
 
 from seqflow.nn.chunking import chunk_values
+from seqflow.speech.vocode import input_noise, intra_op_threads
+from seqflow.speech.vocoder import MelVocoder, load_vocoder
 from seqflow.train.audio_data import utterances
-from seqflow.train.audio_vocode import input_noise, intra_op_threads
-from seqflow.train.vocoder import MelVocoder, load_vocoder
 
 EXPORTERS = ("dynamo", "torchscript")
 INPUT_NAMES, OUTPUT_NAMES = ["mel", "z"], ["audio"]
@@ -173,7 +173,7 @@ def export_run(run_dir: str | Path, path: str | Path, weights: str = "auto",
             "step": info["step"]}
 
 
-def describe(report: dict) -> str:
+def describe_export(report: dict) -> str:
     """One line: the file, the check and both speeds."""
     return (f"wrote {report['onnx']} ({report['exporter']} exporter, dynamic "
             f"{report['dynamic']}); onnxruntime equals torch within "

@@ -28,7 +28,7 @@ from seqflow.data.audio import AudioUtterances
 from seqflow.nn.context import SequenceContext
 from seqflow.train import run_dir as rd
 from seqflow.train.audio_data import utterances
-from seqflow.train.inference import load_run
+from seqflow.train.run_dir import load_run
 
 BITS_PER_STEP = 15.0  # -log2 of the quantization step 2 / 65536 on [-1, 1)
 DEQUANTIZED = ("audio scaled to [-1, 1) (16-bit code k -> k / 32768) with uniform "
@@ -132,7 +132,7 @@ def evaluate_audio_run(run_dir: str | Path, split: str = "test", weights: str = 
             "seconds": time.perf_counter() - start, **summary, "files": files}
 
 
-def describe(metrics: dict) -> str:
+def describe_eval(metrics: dict) -> str:
     """One line: ``LL nats/sample (bits per 16-bit sample)`` and what was scored."""
     where = f"{metrics['split']} split" if metrics.get("split") else metrics["data"]
     return (f"{metrics['nats_per_sample']:.4f} nats/sample "

@@ -11,22 +11,20 @@ the progress bar and the real-time factor update between chunks.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from seqflow.data.audio import load_audio
 from seqflow.data.features import LogMel
 from seqflow.distributions import Flow
 from seqflow.nn.context import SequenceContext
+from seqflow.speech.audio_io import mel_of_audio_file, write_wav
+from seqflow.speech.pictures import spectrogram_png
 from seqflow.train.audio_data import check_mel_model, mel_config
-from seqflow.train.inference import load_run
+from seqflow.train.run_dir import load_run
 from seqflow.transforms import Compose, Scaling, SequenceStack, Transform
 from seqflow.transforms.autoregressive import sequential
 
@@ -99,68 +97,6 @@ def stream_from_mel(flow: Flow, mel: Tensor, sample_rate: int, seed: int = 0,
         out = scaling.inverse(out)[0]
     seconds = time.perf_counter() - start
     return Synthesis(out[0, 0].cpu(), seconds, seconds / (length / sample_rate))
-
-
-def mel_panels_png(panels: Sequence[tuple[str, np.ndarray]], hop_length: int, sample_rate: int,
-                   path: str | Path, title: str = "") -> None:
-    """Log-mel spectrograms ``(n_mels, frames)``, one panel each, on one colour scale, as a PNG.
-
-    ``panels`` holds ``(name, log-mel)`` pairs, drawn top to bottom.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    low = min(float(mel.min()) for _, mel in panels)
-    high = max(float(mel.max()) for _, mel in panels)
-    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 3 * len(panels)), sharex=True,
-                             squeeze=False)
-    fig.subplots_adjust(left=0.07, right=0.9, bottom=0.1, top=0.88, hspace=0.3)
-    for ax, (name, mel) in zip(axes[:, 0], panels, strict=True):
-        image = ax.imshow(mel, origin="lower", aspect="auto", vmin=low, vmax=high,
-                          extent=(0, mel.shape[1] * hop_length / sample_rate, 0, mel.shape[0]),
-                          cmap="magma")
-        ax.set_ylabel("mel band")
-        ax.set_title(f"{name}: log-mel")
-    axes[-1, 0].set_xlabel("seconds")
-    fig.colorbar(image, ax=axes[:, 0], label="log magnitude", fraction=0.04, pad=0.01)
-    if title:
-        fig.suptitle(title)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def spectrogram_png(truth: Tensor, sampled: Tensor, logmel: LogMel, path: str | Path,
-                    title: str = "", label: str = "sampled (streamed teacher)") -> None:
-    """Log-mels of the ground-truth and the sampled waveform ``(time,)``, one above the other."""
-    mels = [logmel(a.reshape(1, -1).float())[0].numpy() for a in (truth, sampled)]
-    mel_panels_png([("ground truth", mels[0]), (label, mels[1])], logmel.config.hop_length,
-                   logmel.config.sample_rate, path, title)
-
-
-def write_wav(samples: Tensor, sample_rate: int, path: str | Path, what: str) -> None:
-    """Write a waveform ``(time,)`` on ``[-1, 1)`` as 16-bit PCM; refuse a non-finite one.
-
-    ``what`` names the waveform in the error (e.g. the run that generated it).
-    """
-    array = samples.double().numpy()
-    if not np.isfinite(array).all():
-        raise ValueError(f"{what}: the generated waveform is not finite; refusing to write it")
-    sf.write(path, np.clip(array, -1.0, 1.0 - 2.0**-15), sample_rate, subtype="PCM_16")
-
-
-def mel_of_audio_file(path: str | Path, logmel: LogMel) -> tuple[Tensor, Tensor]:
-    """``(audio (time,), log-mel (1, n_mels, frames))`` of an audio file at the mel's rate,
-    trimmed to ``frames * hop`` samples."""
-    rate, hop = logmel.config.sample_rate, logmel.config.hop_length
-    audio = load_audio(path, rate)
-    audio = audio[: audio.shape[0] // hop * hop]
-    if audio.shape[0] < logmel.config.min_samples:
-        raise ValueError(f"{path}: {audio.shape[0]} samples at {rate} Hz is too short for one "
-                         f"mel frame")
-    with torch.no_grad():
-        return audio, logmel(audio[None])
 
 
 def sample_from_mel_file(run_dir: str | Path, wav: str | Path, out: str | Path, seed: int = 0,

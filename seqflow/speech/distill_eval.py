@@ -31,9 +31,9 @@ from seqflow.metrics.audio import f0_metrics, mel_cepstral_distortion
 from seqflow.train import run_dir as rd
 from seqflow.train.audio_data import utterances
 from seqflow.train.config import Config, load_config
-from seqflow.train.inference import load_run
 from seqflow.train.objectives.distill import DistillTask
 from seqflow.train.registry import build_task
+from seqflow.train.run_dir import load_run
 
 MCD_CEPSTRA = 24  # c_1..c_24, the usual MCD order (fewer when there are fewer mel bands)
 

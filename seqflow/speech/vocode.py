@@ -6,7 +6,7 @@ audio trimmed to ``frames * hop`` samples is the reference) or a saved log-mel `
 ``(seed, i)``, so a file's waveform does not depend on the batch it lands in. Inputs are
 batched by length (longest first), their mels zero-padded to the longest of the batch; the
 model is causal in time and its upsampler linear, so the padding leaves every kept sample
-unchanged (:mod:`seqflow.train.vocoder`). Each output is trimmed to ``frames * hop`` samples.
+unchanged (:mod:`seqflow.speech.vocoder`). Each output is trimmed to ``frames * hop`` samples.
 Without gradient recording, long sequences run through the conditioners in chunks
 (:mod:`seqflow.nn.chunking`).
 
@@ -41,10 +41,11 @@ from seqflow.metrics.audio import (
     mel_cepstral_distortion,
     multi_resolution_stft_loss,
 )
+from seqflow.speech.audio_io import mel_of_audio_file, write_wav
+from seqflow.speech.pictures import mel_panels_png
+from seqflow.speech.vocoder import MelVocoder, load_vocoder
 from seqflow.train.audio_data import mel_config
-from seqflow.train.audio_sample import mel_of_audio_file, mel_panels_png, write_wav
 from seqflow.train.checkpoints import write_json_atomic
-from seqflow.train.vocoder import MelVocoder, load_vocoder
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 MEL_SUFFIX = ".npy"
@@ -267,7 +268,7 @@ def _write_outputs(item: VocodeInput, wave: Tensor, out_dir: Path, logmel: LogMe
     return record
 
 
-def describe(summary: dict, out_dir: str | Path) -> str:
+def describe_vocode(summary: dict, out_dir: str | Path) -> str:
     """The one-line summary of :func:`vocode_files`."""
     total = summary["total"]
     line = (f"vocoded {total['files']} file(s), {total['seconds_of_audio']:.2f} s of audio in "

@@ -9,8 +9,8 @@ import torch
 from speech_runs import HOP, N_MELS, train_tiny, write_corpus
 
 from seqflow.cli import main as cli
-from seqflow.train.onnx_export import export_vocoder, onnx_session
-from seqflow.train.vocoder import load_vocoder
+from seqflow.speech.export import export_vocoder, onnx_session
+from seqflow.speech.vocoder import load_vocoder
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
