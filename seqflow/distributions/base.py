@@ -21,6 +21,18 @@ from seqflow.transforms.base import sum_except_batch
 _LOG_2PI = math.log(2 * math.pi)
 
 
+def draw_noise(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | None = None,
+               uniform: bool = False) -> Tensor:
+    """Standard normal (or uniform on ``[0, 1)``) draws of ``shape`` with ``like``'s dtype and
+    device. A ``generator`` draws on its own device, then the result moves, so one seed gives
+    the same noise wherever the model lives."""
+    fn = torch.rand if uniform else torch.randn
+    if generator is None:
+        return fn(shape, device=like.device, dtype=like.dtype)
+    return fn(shape, generator=generator, device=generator.device, dtype=like.dtype).to(
+        like.device)
+
+
 def _as_shape(shape: int | tuple[int, ...]) -> tuple[int, ...]:
     return (shape,) if isinstance(shape, int) else tuple(shape)
 
@@ -51,20 +63,24 @@ class Distribution(nn.Module):
         raise NotImplementedError
 
     def rsample(
-        self, num_samples: int, context: Tensor | None = None, length: int | None = None
+        self, num_samples: int, context: Tensor | None = None, length: int | None = None,
+        generator: torch.Generator | None = None,
     ) -> Tensor:
         """Draw ``(num_samples, *event)`` reparameterized samples (gradients flow through)."""
-        return self.sample_and_log_prob(num_samples, context, length)[0]
+        return self.sample_and_log_prob(num_samples, context, length, generator)[0]
 
     def sample(
-        self, num_samples: int, context: Tensor | None = None, length: int | None = None
+        self, num_samples: int, context: Tensor | None = None, length: int | None = None,
+        generator: torch.Generator | None = None,
     ) -> Tensor:
-        """Draw ``(num_samples, *event)`` samples without recording gradients."""
+        """Draw ``(num_samples, *event)`` samples without recording gradients (from
+        ``generator`` when given)."""
         with torch.no_grad():
-            return self.rsample(num_samples, context, length)
+            return self.rsample(num_samples, context, length, generator)
 
     def sample_and_log_prob(
-        self, num_samples: int, context: Tensor | None = None, length: int | None = None
+        self, num_samples: int, context: Tensor | None = None, length: int | None = None,
+        generator: torch.Generator | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Samples ``(num_samples, *event)`` and their log-density ``(num_samples,)``."""
         raise NotImplementedError
@@ -99,9 +115,9 @@ class StandardNormal(Distribution):
         self._check(x)
         return sum_except_batch(-0.5 * x.square() - 0.5 * _LOG_2PI)
 
-    def sample_and_log_prob(self, num_samples, context=None, length=None):
+    def sample_and_log_prob(self, num_samples, context=None, length=None, generator=None):
         shape = (num_samples, *self.event_shape(length))
-        z = torch.randn(shape, device=self._anchor.device, dtype=self._anchor.dtype)
+        z = draw_noise(shape, self._anchor, generator)
         return z, self.log_prob(z)
 
 
@@ -127,9 +143,9 @@ class DiagonalNormal(Distribution):
         u = (x - loc) * torch.exp(-log_scale)
         return sum_except_batch(-0.5 * u.square() - log_scale - 0.5 * _LOG_2PI)
 
-    def sample_and_log_prob(self, num_samples, context=None, length=None):
+    def sample_and_log_prob(self, num_samples, context=None, length=None, generator=None):
         shape = (num_samples, *self.event_shape(length))
-        eps = torch.randn(shape, device=self.loc.device, dtype=self.loc.dtype)
+        eps = draw_noise(shape, self.loc, generator)
         loc, log_scale = self._params(eps)
         x = loc + eps * torch.exp(log_scale)
         return x, self.log_prob(x)
@@ -147,10 +163,10 @@ class StandardLogistic(Distribution):
         self._check(x)
         return sum_except_batch(-x - 2 * F.softplus(-x))
 
-    def sample_and_log_prob(self, num_samples, context=None, length=None):
+    def sample_and_log_prob(self, num_samples, context=None, length=None, generator=None):
         shape = (num_samples, *self.event_shape(length))
         tiny = torch.finfo(self._anchor.dtype).tiny
-        u = torch.rand(shape, device=self._anchor.device, dtype=self._anchor.dtype)
+        u = draw_noise(shape, self._anchor, generator, uniform=True)
         u = u.clamp(tiny, 1 - torch.finfo(self._anchor.dtype).eps)
         z = torch.log(u) - torch.log1p(-u)
         return z, self.log_prob(z)

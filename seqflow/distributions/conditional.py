@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from seqflow.checks import check_context
-from seqflow.distributions.base import Distribution
+from seqflow.distributions.base import Distribution, draw_noise
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -69,7 +69,8 @@ class ConditionalDiagonalNormal(Distribution):
         return (-0.5 * u.square() - log_scale - _HALF_LOG_2PI).sum(dim=1)
 
     def sample_and_log_prob(
-        self, num_samples: int, context: Tensor | None = None, length: int | None = None
+        self, num_samples: int, context: Tensor | None = None, length: int | None = None,
+        generator: torch.Generator | None = None,
     ) -> tuple[Tensor, Tensor]:
         """``z = mu + sigma * eps`` ``(num_samples, features)`` and ``log q(z | h)``."""
         self._check_num_samples(num_samples)
@@ -78,7 +79,7 @@ class ConditionalDiagonalNormal(Distribution):
                              "be None")
         loc, log_scale = self.params(context, num_samples,
                                      "ConditionalDiagonalNormal.sample_and_log_prob")
-        eps = torch.randn_like(loc)
+        eps = draw_noise(tuple(loc.shape), loc, generator)
         z = loc + eps * torch.exp(log_scale)
         # From eps directly: the same value as log_prob(z), without its round-off.
         return z, (-0.5 * eps.square() - log_scale - _HALF_LOG_2PI).sum(dim=1)

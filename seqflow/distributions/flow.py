@@ -86,36 +86,68 @@ class Flow(Distribution):
                          "features that implies it")
 
     def sample_and_log_prob(
-        self, num_samples: int, context: Context = None, length: int | None = None
+        self, num_samples: int, context: Context = None, length: int | None = None,
+        generator: torch.Generator | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Reparameterized samples and their log-density: ``log p(x) = log pi(z) - log|dx/dz|``."""
         self._check_num_samples(num_samples)
         _check_context_batch(num_samples, context)
         z, log_pz = self.base.sample_and_log_prob(num_samples, context,
-                                                  self.length(context, length))
+                                                  self.length(context, length), generator)
         x, logabsdet = self.transform.inverse(z, context)
         return x, log_pz - logabsdet
 
     def rsample(
-        self, num_samples: int, context: Context = None, length: int | None = None
+        self, num_samples: int, context: Context = None, length: int | None = None,
+        generator: torch.Generator | None = None,
     ) -> Tensor:
         """Reparameterized samples ``(num_samples, *event)``."""
-        return self._draw(num_samples, context, length, reparameterized=True)
+        self._check_num_samples(num_samples)
+        _check_context_batch(num_samples, context)
+        z = self.base.rsample(num_samples, context, self.length(context, length), generator)
+        return self.transform.inverse(z, context)[0]
 
     @torch.no_grad()
     def sample(
-        self, num_samples: int, context: Context = None, length: int | None = None
+        self, num_samples: int, context: Context = None, length: int | None = None,
+        generator: torch.Generator | None = None, history: Tensor | None = None,
     ) -> Tensor:
-        """Samples ``(num_samples, *event)`` drawn without recording gradients."""
-        return self._draw(num_samples, context, length, reparameterized=False)
+        """Samples ``(num_samples, *event)`` drawn without recording gradients.
 
-    def _draw(self, num_samples: int, context: Context, length: int | None,
-              reparameterized: bool) -> Tensor:
+        Args:
+            num_samples: how many; with a context, its batch.
+            context: vector context, or local features (and global ids) of a sequence.
+            length: time steps of a sequence (default: what the context implies).
+            generator: draws the base noise (a CPU generator gives the same noise on every
+                device); torch's global generator when None.
+            history: ``(num_samples, C, T0)`` data that the samples continue: a sequence flow
+                primes its streams with it and draws the ``T`` steps that follow (``length``,
+                or the context's implied length minus ``T0``: the context covers history and
+                continuation). Only flows whose transform continues a history (MAF streams
+                after elementwise layers) accept one.
+        """
         self._check_num_samples(num_samples)
         _check_context_batch(num_samples, context)
-        draw = self.base.rsample if reparameterized else self.base.sample
-        z = draw(num_samples, context, self.length(context, length))
-        return self.transform.inverse(z, context)[0]
+        if history is None:
+            z = self.base.sample(num_samples, context, self.length(context, length), generator)
+            return self.transform.inverse(z, context)[0]
+        if (not isinstance(history, Tensor) or history.dim() != 3
+                or history.shape[0] != num_samples or history.shape[-1] == 0):
+            shape = tuple(history.shape) if isinstance(history, Tensor) else type(history)
+            raise ValueError(f"Flow.sample: history must be (num_samples={num_samples}, "
+                             f"channels, steps > 0), got {shape}")
+        steps = history.shape[-1]
+        if length is None:
+            total = self.length(context, None)
+            if total is None or total <= steps:
+                raise ValueError(f"Flow.sample: the context covers {total} steps, not more than "
+                                 f"the history's {steps}; give length= or a context that "
+                                 "covers history and continuation")
+            length = total - steps
+        z = self.base.sample(num_samples, context, self.length(context, length), generator)
+        ref = z if z.is_floating_point() else None
+        history = history.to(ref) if ref is not None else history
+        return self.transform.inverse_after(z, context, history)[0]
 
 
 def _is_vector_context(context: Context) -> bool:

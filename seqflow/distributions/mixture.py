@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from seqflow.distributions.base import Distribution
+from seqflow.distributions.base import Distribution, draw_noise
 from seqflow.nn.made import MADE
 from seqflow.transforms.elementwise import soft_clamp
 
@@ -94,7 +94,8 @@ class MADEMoG(Distribution):
 
     @torch.no_grad()
     def sample(
-        self, num_samples: int, context: Tensor | None = None, length: int | None = None
+        self, num_samples: int, context: Tensor | None = None, length: int | None = None,
+        generator: torch.Generator | None = None,
     ) -> Tensor:
         """``(num_samples, features)``, one feature per step of the degree-sliced stream."""
         if length is not None:
@@ -109,17 +110,22 @@ class MADEMoG(Distribution):
         state = self.made.start_stream(num_samples, context)
         for feature in state.order:
             log_w, loc, log_scale = self._split(state.params(feature))  # (batch, K) each
-            which = torch.multinomial(log_w.exp(), 1)  # (batch, 1)
-            eps = torch.randn(num_samples, 1, device=anchor.device, dtype=anchor.dtype)
+            weights = log_w.exp()
+            if generator is None:
+                which = torch.multinomial(weights, 1)  # (batch, 1)
+            else:  # drawn where the generator lives, as draw_noise does
+                which = torch.multinomial(weights.to(generator.device), 1,
+                                          generator=generator).to(anchor.device)
+            eps = draw_noise((num_samples, 1), anchor, generator)
             value = loc.gather(1, which) + eps * log_scale.gather(1, which).exp()
             x[:, feature] = value.squeeze(1)
             state.feed(feature, value)
         return x
 
-    def sample_and_log_prob(self, num_samples, context=None, length=None):
-        x = self.sample(num_samples, context, length)
+    def sample_and_log_prob(self, num_samples, context=None, length=None, generator=None):
+        x = self.sample(num_samples, context, length, generator)
         return x, self.log_prob(x, context)
 
-    def rsample(self, num_samples, context=None, length=None):
+    def rsample(self, num_samples, context=None, length=None, generator=None):
         raise NotImplementedError("MADEMoG draws discrete components: its samples are not "
                                   "reparameterizable; use sample")

@@ -23,7 +23,6 @@ from torch.utils.data import Dataset
 
 from seqflow.data.timeseries import TrainingWindows
 from seqflow.distributions import Flow
-from seqflow.train.objectives.masked_likelihood import maf_layers
 
 LOSS_ON = ("window", "horizon")
 
@@ -71,12 +70,11 @@ def stream_continuations(
     """Map ``noise`` ``(batch, D, H)`` to data continuing each ``history`` ``(batch, D, C)``.
 
     The streaming state of every MAF layer is primed with the history (the data side), then
-    the ``H`` steps are generated one at a time; ``context`` ``(batch, F, C + H)`` holds the
-    local features of history and horizon (None for an unconditional flow). Returns
-    ``(batch, D, H)``.
+    the ``H`` steps are generated one at a time
+    (:meth:`~seqflow.transforms.Transform.inverse_after`); ``context`` ``(batch, F, C + H)``
+    holds the local features of history and horizon (None for an unconditional flow). Returns
+    ``(batch, D, H)``. :func:`sample_continuations` draws the noise itself.
     """
-    layers, stack = maf_layers(flow)
-    streamer = stack if stack is not None else layers[0]
     if history.dim() != 3 or noise.dim() != 3 or noise.shape[:2] != history.shape[:2]:
         raise ValueError(f"history (batch, D, C) and noise (batch, D, H) must agree on batch "
                          f"and D, got {tuple(history.shape)} and {tuple(noise.shape)}")
@@ -88,8 +86,7 @@ def stream_continuations(
                          f"{tuple(context.shape)}")
     ref = next(flow.parameters())  # the flow's dtype and device
     local = None if context is None else context.to(ref)
-    paths, _ = streamer.sequential(noise.to(ref), local, history=history.to(ref))
-    return paths
+    return flow.transform.inverse_after(noise.to(ref), local, history.to(ref))[0]
 
 
 @torch.no_grad()
@@ -123,11 +120,16 @@ def sample_continuations(
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     if history.dim() != 3:
         raise ValueError(f"history must be (batch, D, C), got {tuple(history.shape)}")
-    batch, channels, _ = history.shape
-    noise = torch.randn(batch * num_samples, channels, horizon, generator=generator)
-    repeated = history.repeat_interleave(num_samples, dim=0)
-    local = None if context is None else context.repeat_interleave(num_samples, dim=0)
-    paths = stream_continuations(flow, repeated, local, noise)
+    batch, channels, steps = history.shape
+    if context is not None and (context.dim() != 3 or context.shape[0] != batch
+                                or context.shape[-1] != steps + horizon):
+        raise ValueError(f"context must be (batch={batch}, F, C + H = {steps + horizon}), got "
+                         f"{tuple(context.shape)}")
+    ref = next(flow.parameters())
+    repeated = history.repeat_interleave(num_samples, dim=0).to(ref)
+    local = None if context is None else context.repeat_interleave(num_samples, dim=0).to(ref)
+    paths = flow.sample(batch * num_samples, local, length=horizon,
+                        generator=generator or torch.default_generator, history=repeated)
     return paths.reshape(batch, num_samples, channels, horizon)
 
 

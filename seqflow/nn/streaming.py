@@ -15,10 +15,17 @@ layers, stacks and primed continuations. A causal convolution with
 ``<= lookback``: :class:`RingBuffer` keeps them, so one new step costs one column of work per
 layer. Slots hold tensor references (no in-place writes), so streaming also works under
 autograd.
+
+A caller that wants to watch a long stream (a progress bar, a real-time factor) wraps it in
+:func:`stream_progress`: the driver then runs the time axis in chunks and reports each one.
+The chunks change nothing but when the report comes: every stream state continues across them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Protocol
 
 import torch
@@ -37,6 +44,46 @@ class StreamState(Protocol):
     def feed(self, group: int, value: Tensor) -> None: ...
 
     def advance(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ProgressHook:
+    """``report(steps)`` after every ``chunk`` time steps of a stream (and after the last)."""
+
+    report: Callable[[int], None]
+    chunk: int
+
+
+_hooks: list[ProgressHook] = []
+
+
+@contextmanager
+def stream_progress(report: Callable[[int], None], chunk: int = 4096) -> Iterator[None]:
+    """Inside the block, the sequential driver calls ``report(steps)`` after each ``chunk``
+    time steps it has finished (``steps``: those of that chunk), so that a caller can update a
+    progress bar while :meth:`~seqflow.distributions.Flow.sample` streams.
+
+    >>> import torch
+    >>> from seqflow.transforms import SequenceMAF
+    >>> maf = SequenceMAF(1, residual_channels=4, skip_channels=4, blocks=2)
+    >>> done = []
+    >>> with stream_progress(done.append, chunk=3):
+    ...     _ = maf.inverse(torch.randn(1, 1, 8))
+    >>> done
+    [3, 3, 2]
+    """
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"stream_progress: chunk must be a positive int, got {chunk!r}")
+    _hooks.append(ProgressHook(report, chunk))
+    try:
+        yield
+    finally:
+        _hooks.pop()
+
+
+def progress_hook() -> ProgressHook | None:
+    """The innermost active :func:`stream_progress` hook, or None."""
+    return _hooks[-1] if _hooks else None
 
 
 class RingBuffer:

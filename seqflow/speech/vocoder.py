@@ -22,7 +22,7 @@ from seqflow.distributions import Flow
 from seqflow.train.audio_data import check_mel_model
 from seqflow.train.config import Config
 from seqflow.train.run_dir import load_run
-from seqflow.transforms import Compose, Scaling, SequenceStack, Transform
+from seqflow.transforms import Transform
 
 ONE_PASS_KINDS = ("sequence_iaf",)
 
@@ -44,22 +44,6 @@ class MelVocoder(nn.Module):
 
     def forward(self, mel: Tensor, z: Tensor) -> Tensor:
         return self.transform.inverse(z, mel)[0]
-
-
-def one_pass_stack(transform: Transform) -> tuple[Scaling | None, SequenceStack]:
-    """``(input scaling or None, stack)`` of a mel-conditioned sequence-IAF transform.
-
-    Raises ValueError when ``transform`` is not ``stack`` or ``Compose([Scaling, stack])`` with
-    a stack of IAF layers that owns an upsampler.
-    """
-    scaling, stack = None, transform
-    if (isinstance(transform, Compose) and len(transform) == 2
-            and isinstance(transform.transforms[0], Scaling)):
-        scaling, stack = transform.transforms[0], transform.transforms[1]
-    if not isinstance(stack, SequenceStack) or stack.side != "noise" or stack.upsampler is None:
-        raise ValueError("one-pass generation needs a SequenceStack of SequenceIAF layers with a "
-                         f"mel upsampler, got {type(stack).__name__}")
-    return scaling, stack
 
 
 def check_one_pass_run(cfg: Config, run_dir: str | Path) -> None:
@@ -87,6 +71,5 @@ def load_vocoder(run_dir: str | Path, weights: str = "auto"
     weights info of :func:`~seqflow.train.inference.load_run`."""
     flow, cfg, info = load_run(run_dir, weights)
     check_one_pass_run(cfg, run_dir)
-    one_pass_stack(flow.transform)
     vocoder = MelVocoder(flow.transform, cfg.data.n_mels, cfg.data.hop_length).eval()
     return vocoder, flow, cfg, info

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from seqflow.checks import check_context, check_input, describe_nonfinite
 from seqflow.nn.context import Context
+from seqflow.nn.streaming import progress_hook
 from seqflow.nn.threads import streaming_threads
 from seqflow.transforms.base import Transform, sum_except_batch
 from seqflow.transforms.elementwise import bound_log_scale
@@ -123,6 +124,30 @@ class AutoregressiveAffine(Transform):
     def bound_log_scale(self, raw: Tensor) -> Tensor:
         """The bounded log-scale ``s`` of raw conditioner outputs (any shape)."""
         return bound_log_scale(raw, self.log_scale_bound, self.log_scale_floor)
+
+    @property
+    def element_order(self) -> Tensor:
+        """The autoregressive degree of each feature or channel (earlier degrees first)."""
+        net = self.conditioner
+        degrees = getattr(net, "degrees", None)
+        return degrees if degrees is not None else net.input_degrees
+
+    def check_step_affine(self, generate: bool) -> None:
+        if (self.conditioner_side == "noise") != generate:
+            direction = "generating" if generate else "scoring"
+            raise ValueError(f"{type(self).__name__}: its conditioner reads the output side in "
+                             f"the {direction} direction, which is sequential; the one-pass "
+                             "per-step Gaussian needs IAF layers to generate and MAF layers to "
+                             "score")
+
+    def step_affine(self, u: Tensor, context: Context, generate: bool
+                    ) -> tuple[Tensor, Tensor, Tensor]:
+        self.check_step_affine(generate)
+        self.validate(u, context, "per-step Gaussian")
+        shift, log_scale = self.params(u, context)
+        if not generate:  # z = (x - mu) exp(-s) = x exp(-s) - mu exp(-s)
+            shift, log_scale = -shift * torch.exp(-log_scale), -log_scale
+        return torch.addcmul(shift, u, torch.exp(log_scale)), shift, log_scale
 
     # --- one-pass directions -------------------------------------------------------------
     def _one_pass(self, y: Tensor, context: Context, generate: bool) -> tuple[Tensor, Tensor]:
@@ -231,24 +256,36 @@ def sequential(
         compiled = all(getattr(state, "runs_sequences", False)
                        and (layer.log_scale_floor is None or getattr(state, "runs_floored", False))
                        for layer, state in zip(order, states, strict=True))
+        hook = progress_hook()
+        span = length if hook is None else hook.chunk
         if compiled:
-            # Whole sequences, layer after layer: the same result as visiting the layers at
-            # every step, since this call returns only when every step is done.
-            u, logdet = inputs, inputs.new_zeros(batch)
-            for layer, state in zip(order, states, strict=True):
-                floor = {} if layer.log_scale_floor is None else {"floor": layer.log_scale_floor}
-                u, layer_logdet = state.run_sequence(u, layer.log_scale_bound, generate, **floor)
-                logdet = logdet + layer_logdet
-            return u, (logdet if generate else -logdet)
+            # Whole chunks, layer after layer: the same result as visiting the layers at every
+            # step, since every layer is causal and each state continues across chunks.
+            pieces, logdet = [], inputs.new_zeros(batch)
+            for start in range(0, length, span):
+                u = inputs if vector else u_all[..., start:start + span]  # a vector is one step
+                for layer, state in zip(order, states, strict=True):
+                    floor = ({} if layer.log_scale_floor is None
+                             else {"floor": layer.log_scale_floor})
+                    u, layer_logdet = state.run_sequence(u, layer.log_scale_bound, generate,
+                                                         **floor)
+                    logdet = logdet + layer_logdet
+                pieces.append(u)
+                if hook is not None:
+                    hook.report(u.shape[-1])
+            outputs = pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=-1)
+            return outputs, (logdet if generate else -logdet)
         plan = [(state, state.order, layer.bound_log_scale)
                 for layer, state in zip(order, states, strict=True)]
         step = _step_one_channel if channels == 1 else _step_channels
         log_scales: list[Tensor] = []  # summed once at the end: fewer ops, pairwise accuracy
         columns = []
-        for u in u_all.unbind(-1):
+        for t, u in enumerate(u_all.unbind(-1)):
             for state, groups, bound in plan:
                 u = step(state, groups, u, bound, generate, log_scales)
             columns.append(u)
+            if hook is not None and ((t + 1) % span == 0 or t + 1 == length):
+                hook.report((t % span) + 1)
         outputs = columns[0] if vector else torch.stack(columns, dim=-1)
         logdet = torch.stack(log_scales).sum(0).view(batch, -1).sum(1)
     return outputs, (logdet if generate else -logdet)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import torch
 from torch import Tensor, nn
 
 from seqflow.nn.context import Context
@@ -41,6 +42,50 @@ class Transform(nn.Module):
 
     def inverse(self, z: Tensor, context: Context = None) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
+
+    def inverse_after(
+        self, z: Tensor, context: Context = None, history: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Noise -> data for the time steps that follow ``history``.
+
+        ``z`` ``(batch, C, T)`` is the noise of the new steps and ``history`` ``(batch, C, T0)``
+        the data before them; a local context covers ``T0 + T`` steps. Returns the data of the
+        new steps ``(batch, C, T)`` and the log-determinant of that map ``(batch,)``. Only
+        causal sequence transforms continue a history (those that override this); with
+        ``history=None`` this is :meth:`inverse`.
+        """
+        if history is None:
+            return self.inverse(z, context)
+        raise ValueError(f"{type(self).__name__}: cannot continue a history (only causal "
+                         "sequence transforms and elementwise maps can)")
+
+
+    def step_affine(self, u: Tensor, context: Context, generate: bool
+                    ) -> tuple[Tensor, Tensor, Tensor]:
+        """``(out, c, l)``: this layer's output in the given direction (``generate``: noise ->
+        data, else data -> noise) written as ``out = u * exp(l) + c`` per element, where ``c``
+        and ``l`` depend only on elements before it. Affine autoregressive and elementwise
+        affine layers (and compositions of them) have this form in one pass; the per-step
+        Gaussians of density distillation rest on it (:mod:`seqflow.transforms.gaussian_steps`).
+        """
+        self.check_step_affine(generate)
+        raise AssertionError("unreachable: check_step_affine refuses this layer")
+
+    def check_step_affine(self, generate: bool) -> None:
+        """Raise the one-line error of :meth:`step_affine` without running the layer."""
+        raise ValueError(f"{type(self).__name__}: not an elementwise or autoregressive affine "
+                         "layer (Scaling, ActNorm, AutoregressiveAffine); its per-step "
+                         "conditional is not Gaussian in closed form, use a Monte Carlo KL")
+
+
+class Elementwise(Transform):
+    """A transform that acts on each time step on its own (no memory across time): it
+    continues any history by ignoring it."""
+
+    def inverse_after(
+        self, z: Tensor, context: Context = None, history: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        return self.inverse(z, context)
 
 
 class Compose(Transform):
@@ -71,6 +116,62 @@ class Compose(Transform):
             z, logabsdet = transform.inverse(z, context)
             total = total + logabsdet
         return z, total
+
+    def inverse_after(
+        self, z: Tensor, context: Context = None, history: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """:meth:`Transform.inverse_after` through every layer: each continues the history as
+        its own data side sees it, i.e. ``history`` mapped by the layers before it. Only
+        :class:`Elementwise` layers may come before the last layer that needs the history."""
+        if history is None:
+            return self.inverse(z, context)
+        seen: list[Tensor | None] = []
+        h: Tensor | None = history
+        for transform in self.transforms:
+            seen.append(h)
+            # Past a layer with memory the history's image would need that layer's context
+            # for the history alone: only elementwise layers (which ignore it) may follow.
+            h = transform(h, context)[0] if h is not None and isinstance(
+                transform, Elementwise) else None
+        total = z.new_zeros(z.shape[0])
+        for transform, h in zip(reversed(self.transforms), reversed(seen), strict=True):
+            if h is None and not isinstance(transform, Elementwise):
+                raise ValueError(f"Compose.inverse_after: {type(transform).__name__} follows a "
+                                 "layer with memory; continuing a history needs elementwise "
+                                 "layers before the one sequential layer")
+            z, logabsdet = transform.inverse_after(z, context, h)
+            total = total + logabsdet
+        return z, total
+
+    def step_affine(self, u: Tensor, context: Context, generate: bool
+                    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The layers' affine maps composed: ``out = u * exp(L) + C`` with
+        ``L = sum_k l_k`` and ``C = sum_k c_k prod_{j>k} exp(l_j)`` in the order the direction
+        applies them."""
+        self.check_step_affine(generate)
+        layers = list(reversed(self.transforms)) if generate else list(self.transforms)
+        shift, log_scale = torch.zeros_like(u), torch.zeros_like(u)
+        for layer in layers:
+            u, c, log = layer.step_affine(u, context, generate)
+            shift = torch.addcmul(c, shift, torch.exp(log))
+            log_scale = log_scale + log
+        return u, shift, log_scale
+
+    def check_step_affine(self, generate: bool) -> None:
+        orders = []
+        for layer in self.transforms:
+            if not isinstance(layer, Transform):
+                raise ValueError(f"{type(layer).__name__}: not an elementwise or "
+                                 "autoregressive affine layer; its per-step conditional is not "
+                                 "Gaussian in closed form, use a Monte Carlo KL")
+            layer.check_step_affine(generate)
+            order = getattr(layer, "element_order", None)
+            if order is not None:
+                orders.append(order)
+        if any(not torch.equal(order, orders[0]) for order in orders[1:]):
+            raise ValueError("Compose: its autoregressive layers order the channels "
+                             "differently, so together they are not autoregressive in one "
+                             "order; per-step Gaussians need one channel order")
 
     def __len__(self) -> int:
         return len(self.transforms)

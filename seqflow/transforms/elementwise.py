@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqflow.checks import check_input
-from seqflow.transforms.base import Transform
+from seqflow.transforms.base import Elementwise
 
 
 def soft_clamp(raw: Tensor, bound: float) -> Tensor:
@@ -52,7 +52,7 @@ def bound_log_scale(raw: Tensor, bound: float, floor: float | None = None) -> Te
     return floored_log_scale(raw, floor, bound)
 
 
-class Scaling(Transform):
+class Scaling(Elementwise):
     """NICE's diagonal scaling layer: ``z = x * exp(s)`` with a learnable ``s`` per feature.
 
     Accepts ``(batch, features)`` or ``(batch, features, time)``; for sequences the log-det is
@@ -78,3 +78,13 @@ class Scaling(Transform):
     def inverse(self, z, context=None):
         s, logabsdet = self._scale(z)
         return z * torch.exp(-s), -logabsdet
+
+    def check_step_affine(self, generate: bool) -> None:
+        return None
+
+    def step_affine(self, u: Tensor, context=None, generate: bool = False
+                    ) -> tuple[Tensor, Tensor, Tensor]:
+        s, _ = self._scale(u)
+        log_scale = (-s if generate else s).expand_as(u)  # forward: z = x exp(s)
+        shift = torch.zeros_like(u)
+        return torch.addcmul(shift, u, torch.exp(log_scale)), shift, log_scale

@@ -20,9 +20,11 @@ and ``(L_t, C_t)`` depend only on elements before ``t``. Hence
 * scoring direction (data ``x`` -> noise ``z ~ N(0, 1)``, e.g. a MAF teacher):
   ``z_t = x_t exp(L_t) + C_t`` so ``x_t | x_<t ~ N(-C_t exp(-L_t), exp(-L_t)^2)``.
 
-Both are computed here in one pass over the layers, which needs each autoregressive
-conditioner to read the *input* side of its layer in that direction (IAF layers when
-generating, MAF layers when scoring); the other combination is sequential and refused.
+Both are computed in one pass over the layers (:meth:`Transform.step_affine`, which each layer
+kind implements and :class:`~seqflow.transforms.Compose` composes), which needs each
+autoregressive conditioner to read the *input* side of its layer in that direction (IAF layers
+when generating, MAF layers when scoring); the other combination is sequential and refused.
+Layers of several channels compose when they share one channel order.
 
 References:
     A. van den Oord et al., "Parallel WaveNet: Fast high-fidelity speech synthesis", ICML 2018.
@@ -39,11 +41,7 @@ import torch
 from torch import Tensor
 
 from seqflow.nn.context import Context
-from seqflow.transforms.autoregressive import AutoregressiveAffine
-from seqflow.transforms.base import Compose, Transform
-from seqflow.transforms.elementwise import Scaling
-from seqflow.transforms.normalization import ActNorm
-from seqflow.transforms.sequence import SequenceStack
+from seqflow.transforms.base import Transform
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -70,83 +68,10 @@ class StepGaussian:
         return (-0.5 * z.square() - self.log_scale - _HALF_LOG_2PI).flatten(1).sum(1)
 
 
-def _layers(transform: Transform, context: Context) -> list[tuple[Transform, Context]]:
-    """Leaf layers in ``forward`` order with the context each one reads."""
-    if isinstance(transform, SequenceStack):
-        context = transform._sample_rate_context(context)
-    if isinstance(transform, Compose):
-        return [pair for t in transform.transforms for pair in _layers(t, context)]
-    return [(transform, context)]
-
-
-def _check_layer(layer: Transform, generate: bool) -> None:
-    """Raise the one-line error of :func:`_layer_affine` without running the layer."""
-    name = type(layer).__name__
-    if isinstance(layer, AutoregressiveAffine):
-        if (layer.conditioner_side == "noise") != generate:
-            direction = "generating" if generate else "scoring"
-            raise ValueError(f"{name}: its conditioner reads the output side in the {direction} "
-                             "direction, which is sequential; the one-pass per-step Gaussian "
-                             "needs IAF layers to generate and MAF layers to score")
-        if layer.features != 1:
-            raise ValueError(f"{name}: features={layer.features}; per-step Gaussians are "
-                             "defined here for single-channel autoregressive layers only")
-        return
-    if isinstance(layer, ActNorm):
-        if not layer._initialized:
-            raise ValueError("ActNorm: not initialized; its per-step Gaussian is undefined")
-        return
-    if not isinstance(layer, Scaling):
-        raise ValueError(f"{name}: not an elementwise or autoregressive affine layer (Scaling, "
-                         "ActNorm, AutoregressiveAffine); its per-step conditional is not "
-                         "Gaussian in closed form, use a Monte Carlo KL")
-
-
 def check_gaussian_steps(transform: Transform, generate: bool) -> None:
     """Raise a one-line ``ValueError`` unless every layer of ``transform`` has a one-pass
     per-step Gaussian in the generating (``generate=True``) or scoring direction."""
-    for layer, _ in _layers(transform, None):
-        _check_layer(layer, generate)
-
-
-def _layer_affine(layer: Transform, u: Tensor, context: Context,
-                  generate: bool) -> tuple[Tensor, Tensor]:
-    """``(c, l)`` with ``layer(u) = u * exp(l) + c`` elementwise in the given direction."""
-    _check_layer(layer, generate)
-    if isinstance(layer, AutoregressiveAffine):
-        layer.validate(u, context, "per-step Gaussian")
-        shift, log_scale = layer.params(u, context)
-        if generate:  # x = z exp(s) + mu
-            return shift, log_scale
-        return -shift * torch.exp(-log_scale), -log_scale  # z = (x - mu) exp(-s)
-    dims = (1, -1) if u.dim() == 3 else (-1,)
-    if isinstance(layer, Scaling):
-        layer._scale(u)  # validates the shape
-        s = layer.log_scale.view(dims).expand_as(u)
-        return torch.zeros_like(u), (-s if generate else s)  # forward: z = x exp(s)
-    s = layer.log_scale.view(dims).expand_as(u)  # ActNorm
-    loc = layer.loc.view(dims).expand_as(u)
-    if generate:  # x = z exp(s) + loc
-        return loc, s
-    return -loc * torch.exp(-s), -s  # z = (x - loc) exp(-s)
-
-
-def _compose(transform: Transform, inputs: Tensor, context: Context,
-             generate: bool) -> tuple[Tensor, Tensor, Tensor]:
-    """``(outputs, C, L)`` with ``outputs = inputs * exp(L) + C`` per element (one pass)."""
-    layers = _layers(transform, context)
-    if generate:
-        layers = layers[::-1]  # noise -> data applies the forward layers in reverse
-    u = inputs
-    shift = torch.zeros_like(inputs)
-    log_scale = torch.zeros_like(inputs)
-    for layer, ctx in layers:
-        c, log = _layer_affine(layer, u, ctx, generate)
-        scale = torch.exp(log)
-        u = torch.addcmul(c, u, scale)
-        shift = torch.addcmul(c, shift, scale)
-        log_scale = log_scale + log
-    return u, shift, log_scale
+    transform.check_step_affine(generate)
 
 
 def generated_gaussian(transform: Transform, z: Tensor, context: Context = None) -> StepGaussian:
@@ -165,7 +90,7 @@ def generated_gaussian(transform: Transform, z: Tensor, context: Context = None)
         :class:`StepGaussian` with ``values = x`` (equal to ``transform.inverse(z)[0]``),
         ``mean = M`` and ``log_scale = log Sigma``, all shaped like ``z``.
     """
-    x, mean, log_scale = _compose(transform, z, context, generate=True)
+    x, mean, log_scale = transform.step_affine(z, context, generate=True)
     return StepGaussian(x, mean, log_scale)
 
 
@@ -184,7 +109,7 @@ def scored_gaussian(transform: Transform, x: Tensor, context: Context = None) ->
         :class:`StepGaussian` with ``values = z`` (equal to ``transform(x)[0]``), the mean and
         the log standard deviation of each ``x_t`` given ``x_<t``, all shaped like ``x``.
     """
-    z, shift, log_scale = _compose(transform, x, context, generate=False)
+    z, shift, log_scale = transform.step_affine(x, context, generate=False)
     return StepGaussian(z, -shift * torch.exp(-log_scale), -log_scale)
 
 

@@ -74,6 +74,22 @@ class ActNorm(Transform):
         logabsdet = (self.log_scale.sum() * _steps(z)).expand(z.shape[0])
         return x, logabsdet
 
+    def check_step_affine(self, generate: bool) -> None:
+        if not self._initialized:
+            raise ValueError("ActNorm: not initialized; its per-step Gaussian is undefined")
+
+    def step_affine(self, u: Tensor, context: Tensor | None = None, generate: bool = False
+                    ) -> tuple[Tensor, Tensor, Tensor]:
+        self.check_step_affine(generate)
+        check_input(u, self.features, "ActNorm.step_affine", allow_sequence=True)
+        s = _per_channel(self.log_scale, u).expand_as(u)
+        loc = _per_channel(self.loc, u).expand_as(u)
+        if generate:  # x = z exp(s) + loc
+            shift, log_scale = loc, s
+        else:  # z = (x - loc) exp(-s)
+            shift, log_scale = -loc * torch.exp(-s), -s
+        return torch.addcmul(shift, u, torch.exp(log_scale)), shift, log_scale
+
 
 class BatchNormFlow(Transform):
     """Batch normalization as a flow (Papamakarios et al. 2017, MAF paper, section 3.4).

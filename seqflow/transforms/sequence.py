@@ -94,6 +94,19 @@ class _SequenceAutoregressive(AutoregressiveAffine):
     def implied_length(self, context: Context) -> int | None:
         return self.conditioner.implied_length(context)
 
+    def inverse_after(
+        self, z: Tensor, context: Context = None, history: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Noise -> data after ``history`` (data, ``(batch, C, T0)``): a MAF streams on from
+        the primed state. An IAF's conditioner reads noise, which a data history does not
+        give."""
+        if history is None:
+            return self.inverse(z, context)
+        if self.side != "data":
+            raise ValueError(f"{type(self).__name__}: continues a data history only as a MAF "
+                             "(an IAF's conditioner reads the noise of the history)")
+        return sequential([self], z, context, history)
+
 
 def _refuse(name: str, conditioner: str, given: dict, others: tuple[str, ...]) -> None:
     wrong = sorted(set(given) & set(others))
@@ -255,6 +268,23 @@ class SequenceStack(Compose):
         if self.side == "noise":
             return super().inverse(z, context)
         return sequential(list(self.transforms), z, context)
+
+    def inverse_after(
+        self, z: Tensor, context: Context = None, history: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Noise -> data after a data ``history`` ``(batch, C, T0)``: MAF layers stream on from
+        their primed states (see :meth:`Transform.inverse_after`)."""
+        if history is None:
+            return self.inverse(z, context)
+        if self.side != "data":
+            raise ValueError("SequenceStack: continues a data history only with SequenceMAF "
+                             "layers (an IAF's conditioner reads the noise of the history)")
+        return self.sequential(z, context, history)
+
+    def step_affine(self, u: Tensor, context: Context, generate: bool
+                    ) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`Compose.step_affine` with the local features upsampled once."""
+        return super().step_affine(u, self._sample_rate_context(context), generate)
 
     def sequential(
         self, inputs: Tensor, context: Context = None, history: Tensor | None = None

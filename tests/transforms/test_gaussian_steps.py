@@ -121,8 +121,11 @@ def test_refuses_layers_without_a_one_pass_gaussian():
     coupling = Compose([Scaling(2), AffineCoupling(2, hidden_features=4)])
     with pytest.raises(ValueError, match="AffineCoupling: not an elementwise or autoregressive"):
         scored_gaussian(coupling, torch.randn(3, 2))
-    with pytest.raises(ValueError, match="features=2"):
-        check_gaussian_steps(SequenceMAF(2, residual_channels=4, skip_channels=4, blocks=1),
-                             generate=False)
+    mixed = Compose([SequenceMAF(2, residual_channels=4, skip_channels=4, blocks=1,
+                                 order=order) for order in ("natural", "reversed")])
+    with pytest.raises(ValueError, match="order the channels differently"):
+        check_gaussian_steps(mixed, generate=False)
+    check_gaussian_steps(Compose([SequenceMAF(2, residual_channels=4, skip_channels=4,
+                                              blocks=1) for _ in range(2)]), generate=False)
     with pytest.raises(ValueError, match="ActNorm: not initialized"):
         check_gaussian_steps(Compose([ActNorm(1), nn.Identity()]), generate=True)

@@ -23,48 +23,33 @@ from torch import Tensor, nn
 from seqflow.distributions import Flow, StandardNormal
 from seqflow.nn.context import Context
 from seqflow.train.objectives.base import Task, TaskOutput
-from seqflow.transforms import SequenceMAF, SequenceStack
-from seqflow.transforms.autoregressive import affine
+from seqflow.transforms import check_gaussian_steps, scored_gaussian
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
-
-
-def maf_layers(flow: nn.Module) -> tuple[list[SequenceMAF], SequenceStack | None]:
-    """The MAF layers of ``flow`` (a :class:`Flow` over one :class:`SequenceMAF` or a
-    :class:`SequenceStack` of them) and the stack, or raise a one-line ValueError."""
-    if not isinstance(flow, Flow) or not isinstance(flow.base, StandardNormal):
-        raise ValueError(f"per-element log-densities need a Flow with a StandardNormal base, "
-                         f"got {type(flow).__name__}")
-    transform = flow.transform
-    if isinstance(transform, SequenceMAF):
-        return [transform], None
-    if isinstance(transform, SequenceStack) and transform.side == "data":
-        layers = list(transform.layers)
-        first = layers[0].conditioner.degrees
-        if any(not torch.equal(layer.conditioner.degrees, first) for layer in layers[1:]):
-            raise ValueError("per-element log-densities need every MAF layer in the same "
-                             "channel order (the stack is then autoregressive as a whole)")
-        return layers, transform
-    raise ValueError(f"per-element log-densities need a SequenceMAF or a SequenceStack of "
-                     f"SequenceMAF layers, got {type(transform).__name__}")
 
 
 def elementwise_log_prob(flow: Flow, x: Tensor, context: Context = None) -> Tensor:
     """``log p(x_i | x_<i)`` for every element of ``x`` ``(batch, channels, time)``.
 
     Returns ``(batch, channels, time)``; its sum over channels and time is
-    ``flow.log_prob(x, context)``.
+    ``flow.log_prob(x, context)``. Needs a standard-normal base and layers whose per-step
+    conditional is Gaussian in one scoring pass (:func:`~seqflow.transforms.scored_gaussian`:
+    MAF layers in one channel order, elementwise affine layers).
     """
-    layers, stack = maf_layers(flow)
-    if stack is not None:
-        context = stack._sample_rate_context(context)  # upsample once, as the stack does
-    y, total_log_scale = x, torch.zeros_like(x)
-    for layer in layers:
-        layer.validate(y, context, "elementwise_log_prob")
-        shift, log_scale = layer.params(y, context)
-        y = affine(y, shift, log_scale, generate=False)
-        total_log_scale = total_log_scale + log_scale
-    return -0.5 * y.square() - _HALF_LOG_2PI - total_log_scale
+    check_elementwise_flow(flow)
+    steps = scored_gaussian(flow.transform, x, context)
+    return -0.5 * steps.values.square() - steps.log_scale - _HALF_LOG_2PI  # z is standard normal
+
+
+def check_elementwise_flow(flow: nn.Module) -> None:
+    """Raise a one-line ValueError unless ``flow`` has per-element log-densities in one pass."""
+    if not isinstance(flow, Flow) or not isinstance(flow.base, StandardNormal):
+        raise ValueError(f"per-element log-densities need a Flow with a StandardNormal base, "
+                         f"got {type(flow).__name__}")
+    try:
+        check_gaussian_steps(flow.transform, generate=False)
+    except ValueError as err:
+        raise ValueError(f"per-element log-densities: {err}") from None
 
 
 class MaskedLikelihoodTask(Task):
@@ -78,7 +63,7 @@ class MaskedLikelihoodTask(Task):
 
     def __init__(self, flow: Flow):
         super().__init__()
-        maf_layers(flow)  # refuse a flow without per-element densities at construction
+        check_elementwise_flow(flow)  # refuse at construction, not at the first batch
         self.model = flow
 
     def _masked(self, batch: dict) -> tuple[Tensor, Tensor]:
