@@ -193,10 +193,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     start = time.perf_counter()
     train = utterances(cfg, run, "train")
     signals = [_signal(train[i]) for i in range(len(train))]
-    models = fit_all(signals, cfg.data.hop_length)
+    models = fit_all(signals, cfg.data.mel.hop_length)
     fit_seconds = time.perf_counter() - start
     print(f"fitted {len(models)} baselines on {len(signals)} training files "
-          f"({sum(map(len, signals)) / cfg.data.sample_rate / 60:.2f} min) in "
+          f"({sum(map(len, signals)) / cfg.data.mel.sample_rate / 60:.2f} min) in "
           f"{fit_seconds:.1f} s")
 
     held_out = utterances(cfg, run, args.split, args.data)

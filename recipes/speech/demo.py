@@ -51,7 +51,7 @@ def lpc_baselines(run: Path, order: int) -> dict[str, float]:
     cfg = load_config(run / "config.yaml")
     signals = [item["x"][0].double().numpy() for item in utterances(cfg, run, "train")]
     lpc = baselines.LPC.fit(signals, order)
-    adaptive = baselines.AdaptiveLPC.fit(signals, lpc, cfg.data.hop_length)
+    adaptive = baselines.AdaptiveLPC.fit(signals, lpc, cfg.data.mel.hop_length)
     test = utterances(cfg, run, "test")
     rows = {}
     for model in (lpc, adaptive):
@@ -66,7 +66,7 @@ def held_out_wavs(run: Path, count: int) -> list[Path]:
     cfg = load_config(run / "config.yaml")
     test = utterances(cfg, run, "test")
     items = sorted((test[i] for i in range(len(test))), key=lambda item: item["x"].shape[-1])
-    long_enough = [item for item in items if item["x"].shape[-1] >= cfg.data.sample_rate]
+    long_enough = [item for item in items if item["x"].shape[-1] >= cfg.data.mel.sample_rate]
     root = Path(cfg.data.path)
     return [root / item["path"] for item in (long_enough or items)[:count]]
 
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> dict:
     scored = evaluate_audio_run(teacher, "test")
     lpc = lpc_baselines(teacher, args.lpc_order)
     seconds["student_training"] = train_run(
-        args.student_config, student, [*common, f"train.distill_teacher={teacher}"])
+        args.student_config, student, [*common, f"train.distill.teacher={teacher}"])
     vocoded = vocode_files(student, held_out_wavs(teacher, args.vocode), out / "vocoded")
     speed = tradeoff.measure(teacher, student, out / "tradeoff", frames=args.frames)
     seconds["total"] = time.perf_counter() - start

@@ -49,7 +49,7 @@ from seqflow.speech import (
     mel_of_audio_file,
     stream_from_mel,
 )
-from seqflow.train import load_run, mel_config, recorded_split
+from seqflow.train import load_run, recorded_split
 
 METHODS = (
     ("teacher", "sampling", "streaming"),
@@ -69,10 +69,10 @@ def clip_of_test_utterance(run_dir: Path, cfg, data_dir: str | None, index: int,
     if not 0 <= index < len(test):
         raise ValueError(f"--utterance {index} is outside the {len(test)} test utterances")
     path = Path(data_dir or cfg.data.path) / test[index]
-    audio, mel = mel_of_audio_file(path, LogMel(mel_config(cfg.data)))
+    audio, mel = mel_of_audio_file(path, LogMel(cfg.data.mel))
     if mel.shape[-1] < frames:
         raise ValueError(f"{path}: {mel.shape[-1]} frames, fewer than --frames {frames}")
-    hop = cfg.data.hop_length
+    hop = cfg.data.mel.hop_length
     return audio[None, None, : frames * hop], mel[..., :frames].contiguous(), test[index]
 
 
@@ -101,11 +101,11 @@ def measure(teacher_dir: Path, student_dir: Path, out: Path, frames: int = 32,
         raise ValueError(f"{teacher_dir}: the teacher must be a mel-conditioned sequence_maf "
                          f"run, got model.kind {t_cfg.model.kind}")
     vocoder, student, s_cfg, s_info = load_vocoder(student_dir)
-    if mel_config(s_cfg.data) != mel_config(t_cfg.data):
+    if s_cfg.data.mel != t_cfg.data.mel:
         raise ValueError(f"{student_dir} and {teacher_dir} use different log-mel settings; the "
                          "student must read the teacher's mels")
     audio, mel, file = clip_of_test_utterance(teacher_dir, t_cfg, data_dir, utterance, frames)
-    rate, hop = t_cfg.data.sample_rate, t_cfg.data.hop_length
+    rate, hop = t_cfg.data.mel.sample_rate, t_cfg.data.mel.hop_length
     z = input_noise(seed, 0, frames * hop, 1.0)[None]
 
     @torch.no_grad()

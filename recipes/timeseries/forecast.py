@@ -38,12 +38,11 @@ import argparse
 import json
 import time
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from seqflow.data.timeseries import (
     SCALINGS,
@@ -54,16 +53,41 @@ from seqflow.data.timeseries import (
 from seqflow.forecasting import LOSS_ON, WindowBatches, backtest_forecasts
 from seqflow.metrics.forecast import forecast_metrics
 from seqflow.train import (
+    Config,
     ConfigError,
     build_flow,
-    config_from_dict,
+    load_sections,
     load_weights,
     read_config_file,
     train,
 )
 
-# Settings of the ``windows`` section and their defaults.
-WINDOW_DEFAULTS = {"scaling": "window", "val_origins": 2, "num_windows": 8192, "loss_on": "window"}
+
+@dataclass
+class WindowSettings:
+    """The ``windows`` section: how training windows are cut and scored.
+
+    ``scaling`` (:data:`~seqflow.data.timeseries.SCALINGS`), ``val_origins`` validation
+    horizons carved from the end of the training part, ``num_windows`` training windows drawn
+    with a seed, ``loss_on`` (:data:`~seqflow.forecasting.LOSS_ON`).
+    """
+
+    scaling: str = "window"
+    val_origins: int = 2
+    num_windows: int = 8192
+    loss_on: str = "window"
+
+    def __post_init__(self) -> None:
+        for key, choices in (("scaling", SCALINGS), ("loss_on", LOSS_ON)):
+            if getattr(self, key) not in choices:
+                raise ValueError(f"windows.{key}={getattr(self, key)!r} is not one of "
+                                 f"{', '.join(choices)}")
+        for key, low in (("val_origins", 0), ("num_windows", 1)):
+            if getattr(self, key) < low:
+                raise ValueError(f"windows.{key} must be an integer >= {low}, got "
+                                 f"{getattr(self, key)!r}")
+
+
 CLASSICAL = ("seasonal_naive", "ets", "arima")
 
 
@@ -75,41 +99,8 @@ def _load_baselines():
     return baselines
 
 
-def _split_overrides(overrides: list[str]) -> tuple[dict, list[str]]:
-    windows, engine = {}, []
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if key.strip().startswith("windows."):
-            if not sep:
-                raise ValueError(f"--set {item!r} must look like section.key=value")
-            windows[key.strip().removeprefix("windows.")] = yaml.safe_load(text)
-        else:
-            engine.append(item)
-    return windows, engine
-
-
-def window_settings(raw: dict) -> dict:
-    """The ``windows`` section with defaults filled in, checked."""
-    unknown = sorted(set(raw) - set(WINDOW_DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown key(s) {', '.join('windows.' + k for k in unknown)}; valid: "
-                         f"{', '.join('windows.' + k for k in WINDOW_DEFAULTS)}")
-    settings = {**WINDOW_DEFAULTS, **raw}
-    if settings["scaling"] not in SCALINGS:
-        raise ValueError(f"windows.scaling={settings['scaling']!r} is not one of "
-                         f"{', '.join(SCALINGS)}")
-    if settings["loss_on"] not in LOSS_ON:
-        raise ValueError(f"windows.loss_on={settings['loss_on']!r} is not one of "
-                         f"{', '.join(LOSS_ON)}")
-    for key, low in (("val_origins", 0), ("num_windows", 1)):
-        value = settings[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"windows.{key} must be an integer >= {low}, got {value!r}")
-    return settings
-
-
 def load_settings(config: Path | None, overrides: list[str], channels: int,
-                  cond_channels: int):
+                  cond_channels: int) -> tuple[Config, WindowSettings]:
     """``(engine Config, windows settings)`` from the YAML file and ``--set`` overrides."""
     raw = {}
     if config is not None:
@@ -117,8 +108,6 @@ def load_settings(config: Path | None, overrides: list[str], channels: int,
             raw = read_config_file(config)
         except ConfigError as err:
             raise ValueError(f"--config {err}") from None
-    windows_raw, engine_overrides = _split_overrides(overrides)
-    windows = window_settings({**(raw.pop("windows", None) or {}), **windows_raw})
     model = raw.setdefault("model", {})
     trainer = raw.setdefault("train", {})
     if model.get("kind", "sequence_maf") != "sequence_maf":
@@ -132,13 +121,13 @@ def load_settings(config: Path | None, overrides: list[str], channels: int,
     trainer.setdefault("log_with", "none")
     for key in ("model.channels", "model.cond_channels", "model.kind", "train.task",
                 "model.upsample_factor"):
-        if any(item.split("=", 1)[0].strip() == key for item in engine_overrides):
+        if any(item.split("=", 1)[0].strip() == key for item in overrides):
             raise ValueError(f"--set {key}: set by the recipe from the data")
     try:
-        cfg = config_from_dict(raw, engine_overrides)
+        cfg, sections = load_sections(raw, overrides, {"windows": WindowSettings})
     except ConfigError as err:
         raise ValueError(f"{config or 'config'}: {err}") from None
-    return cfg, windows
+    return cfg, sections["windows"]
 
 
 def truth(series, origins: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
@@ -257,18 +246,18 @@ def main(argv: list[str] | None = None) -> dict:
                             split="test", val_origins=0)
     cfg, windows = load_settings(args.config, args.overrides, series.num_variables,
                                  len(probe.feature_names))
-    common = dict(seed=cfg.train.seed, scaling=windows["scaling"], origins=args.origins,
-                  val_origins=windows["val_origins"])
+    common = dict(seed=cfg.train.seed, scaling=windows.scaling, origins=args.origins,
+                  val_origins=windows.val_origins)
     split = {name: TrainingWindows(series, args.context, args.horizon, split=name,
-                                   num_windows=windows["num_windows"] if name == "train"
+                                   num_windows=windows.num_windows if name == "train"
                                    else None, **common)
              for name in ("train", "val", "test")}
     args.out.mkdir(parents=True, exist_ok=True)
     name = args.name or f"seqflow-{cfg.model.conditioner}"
 
     began = time.perf_counter()
-    splits = {"train": WindowBatches(split["train"], windows["loss_on"])}
-    if windows["val_origins"]:
+    splits = {"train": WindowBatches(split["train"], windows.loss_on)}
+    if windows.val_origins:
         splits["val"] = WindowBatches(split["val"], "horizon")
     result = train(cfg, args.out / "run", splits=splits)
     train_seconds = time.perf_counter() - began
@@ -318,7 +307,7 @@ def main(argv: list[str] | None = None) -> dict:
         "horizon": args.horizon, "origins": args.origins, "samples": args.samples,
         "origin_steps": origins.tolist(),
         "origin_times": [str(series.times[o])[:19] for o in origins],
-        "season": season, "windows": windows, "features": probe.feature_names,
+        "season": season, "windows": asdict(windows), "features": probe.feature_names,
         "config": {"model": asdict(cfg.model), "train": asdict(cfg.train)},
         "overrides": args.overrides, "seed": args.seed, "fit_window": args.fit_window,
         "val": result.val, "models": models, "skipped": skipped,

@@ -50,11 +50,12 @@ def _score_file(task: DistillTask, cfg: Config, item: dict, seed: int, f0: bool)
     terms = task.terms({"x": x, "context": mel, "index": torch.tensor([item["index"]])},
                        generator)
     sample = terms["x"].flatten(1)
-    data = cfg.data
-    mcd = mel_cepstral_distortion(sample, x.flatten(1), data.sample_rate, n_fft=data.n_fft,
-                                  hop=data.hop_length, n_mels=data.n_mels,
-                                  n_cepstra=min(MCD_CEPSTRA, data.n_mels - 1), f_min=data.f_min,
-                                  f_max=data.f_max)
+    mel_settings = cfg.data.mel
+    mcd = mel_cepstral_distortion(sample, x.flatten(1), mel_settings.sample_rate,
+                                  n_fft=mel_settings.n_fft, hop=mel_settings.hop_length,
+                                  n_mels=mel_settings.n_mels,
+                                  n_cepstra=min(MCD_CEPSTRA, mel_settings.n_mels - 1),
+                                  f_min=mel_settings.f_min, f_max=mel_settings.f_max)
     record = {"path": item["path"], "samples": x.shape[-1],
               **{k: float(terms[k]) for k in ("kl", "kl_mc", "reg", "teacher_ll")},
               "student_ll": -float(terms["student_entropy"]),
@@ -64,7 +65,7 @@ def _score_file(task: DistillTask, cfg: Config, item: dict, seed: int, f0: bool)
               "rms_truth": float(x.square().mean().sqrt())}
     if f0:
         pitch = f0_metrics(sample[0].double().numpy(), x[0, 0].double().numpy(),
-                           data.sample_rate)
+                           mel_settings.sample_rate)
         voiced = pitch.voiced_both > 0  # else no F0 error is defined: None, not NaN
         record.update(f0_rmse_hz=pitch.rmse_hz if voiced else None,
                       f0_rmse_cents=pitch.rmse_cents if voiced else None,
@@ -126,7 +127,7 @@ def evaluate_distill_run(run_dir: str | Path, split: str = "test", weights: str 
     return {"split": None if data_dir is not None else split,
             "data": str(data_dir if data_dir is not None else cfg.data.path),
             "weights": info["weights"], "step": info["step"],
-            "teacher": cfg.train.distill_teacher, "kl_estimator": cfg.train.distill_kl,
+            "teacher": cfg.train.distill.teacher, "kl_estimator": cfg.train.distill.kl,
             "seconds": time.perf_counter() - start, **summarize_distill(files),
             "units": "kl, kl_mc, teacher_ll, student_ll: nats per audio sample (audio on "
                      "[-1, 1)); stft: multi-resolution STFT distance (L_sc + L_mag); mcd_db: "

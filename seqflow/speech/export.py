@@ -113,7 +113,7 @@ def first_test_utterance(run_dir: str | Path, cfg, seed: int, max_frames: int | 
         if max_frames < 2:
             raise ValueError(f"--max-frames must be >= 2, got {max_frames}")
         mel = mel[:, :max_frames]
-    z = input_noise(seed, 0, mel.shape[-1] * cfg.data.hop_length, 1.0)
+    z = input_noise(seed, 0, mel.shape[-1] * cfg.data.mel.hop_length, 1.0)
     return mel[None].contiguous(), z[None], item["path"]
 
 
@@ -161,7 +161,7 @@ def export_run(run_dir: str | Path, path: str | Path, weights: str = "auto",
                              "file")
         torch_seconds = median_seconds(run_torch, repeats)
         onnx_seconds = median_seconds(run_onnx, repeats)
-    audio_seconds = z.shape[-1] / cfg.data.sample_rate
+    audio_seconds = z.shape[-1] / cfg.data.mel.sample_rate
     return {"onnx": str(path), "exporter": exporter,
             "dynamic": "batch and frames (noise and output length hop * frames)",
             "test_file": test_file, "frames": mel.shape[-1], "seconds_of_audio": audio_seconds,

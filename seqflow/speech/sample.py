@@ -20,7 +20,7 @@ from seqflow.distributions import Flow
 from seqflow.nn.streaming import stream_progress
 from seqflow.speech.audio_io import mel_of_audio_file, write_wav
 from seqflow.speech.pictures import spectrogram_png
-from seqflow.train.audio_data import check_mel_model, mel_config
+from seqflow.train.audio_data import check_mel_model
 from seqflow.train.run_dir import load_run
 
 
@@ -60,10 +60,14 @@ def stream_from_mel(flow: Flow, mel: Tensor, sample_rate: int, seed: int = 0,
     start = time.perf_counter()
     with tqdm(total=length, unit="sample", unit_scale=True, desc="streaming",
               disable=not progress) as bar:
+        done = 0
+
         def report(steps: int) -> None:
+            nonlocal done
+            done += steps
             bar.update(steps)
             elapsed = time.perf_counter() - start
-            bar.set_postfix(rtf=f"{elapsed / (bar.n / sample_rate):.2f}", refresh=False)
+            bar.set_postfix(rtf=f"{elapsed / (done / sample_rate):.2f}", refresh=False)
 
         with stream_progress(report, chunk):
             audio = flow.sample(1, mel, generator=generator)
@@ -85,8 +89,8 @@ def sample_from_mel_file(run_dir: str | Path, wav: str | Path, out: str | Path, 
         raise ValueError(f"{run_dir}: the model takes no mel context (model.cond_channels=0); "
                          "--mel-from needs a mel-conditioned run")
     check_mel_model(cfg)
-    logmel = LogMel(mel_config(cfg.data))
-    rate = cfg.data.sample_rate
+    logmel = LogMel(cfg.data.mel)
+    rate = cfg.data.mel.sample_rate
     audio, mel = mel_of_audio_file(wav, logmel)
     result = stream_from_mel(flow, mel, rate, seed=seed, progress=progress)
     out, png = Path(out), Path(png) if png is not None else Path(out).with_suffix(".png")

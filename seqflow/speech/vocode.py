@@ -44,7 +44,6 @@ from seqflow.metrics.audio import (
 from seqflow.speech.audio_io import mel_of_audio_file, write_wav
 from seqflow.speech.pictures import mel_panels_png
 from seqflow.speech.vocoder import MelVocoder, load_vocoder
-from seqflow.train.audio_data import mel_config
 from seqflow.train.checkpoints import write_json_atomic
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
@@ -196,8 +195,8 @@ def vocode_files(run_dir: str | Path, inputs: Sequence[str | Path], out_dir: str
     out_dir = Path(out_dir)
     _check_outputs(inputs, out_dir)
     vocoder, _, cfg, info = load_vocoder(run_dir, weights)
-    logmel = LogMel(mel_config(cfg.data))
-    rate, hop = cfg.data.sample_rate, cfg.data.hop_length
+    logmel = LogMel(cfg.data.mel)
+    rate, hop = cfg.data.mel.sample_rate, cfg.data.mel.hop_length
     items = [read_input(p, logmel) for p in inputs]
     out_dir.mkdir(parents=True, exist_ok=True)
     order = sorted(range(len(items)), key=lambda i: -items[i].mel.shape[-1])

@@ -71,5 +71,5 @@ def load_vocoder(run_dir: str | Path, weights: str = "auto"
     weights info of :func:`~seqflow.train.inference.load_run`."""
     flow, cfg, info = load_run(run_dir, weights)
     check_one_pass_run(cfg, run_dir)
-    vocoder = MelVocoder(flow.transform, cfg.data.n_mels, cfg.data.hop_length).eval()
+    vocoder = MelVocoder(flow.transform, cfg.data.mel.n_mels, cfg.data.mel.hop_length).eval()
     return vocoder, flow, cfg, info

@@ -4,7 +4,7 @@ This package's public API is what recipes, tools and the domain packages
 (:mod:`seqflow.speech`, :mod:`seqflow.forecasting`) import; its modules are internal.
 """
 
-from seqflow.train.audio_data import mel_config, recorded_split, utterances
+from seqflow.train.audio_data import recorded_split, utterances
 from seqflow.train.batches import RowDataset
 from seqflow.train.checkpoints import CheckpointError, write_json_atomic
 from seqflow.train.config import (
@@ -12,6 +12,7 @@ from seqflow.train.config import (
     ConfigError,
     config_from_dict,
     load_config,
+    load_sections,
     read_config_file,
 )
 from seqflow.train.engine import (
@@ -67,10 +68,10 @@ __all__ = [
     "evaluate_run",
     "load_config",
     "load_run",
+    "load_sections",
     "load_weights",
     "read_config_file",
     "log_normalizer_on_grid",
-    "mel_config",
     "recorded_split",
     "reverse_kl",
     "sample_chunks",

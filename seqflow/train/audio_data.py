@@ -9,7 +9,7 @@ back from the run directory, so evaluation and resumption always use the files t
                            files too short for one training segment
     RUN/features/          whole-utterance log-mels (unless data.cache_dir names another place)
 
-One :class:`~seqflow.data.features.LogMel` configuration (:func:`mel_config`) serves training,
+One :class:`~seqflow.data.features.LogMel` configuration (``data.mel``) serves training,
 evaluation, synthesis and metrics.
 """
 
@@ -38,31 +38,21 @@ FEATURES_DIR = "features"
 HELD_OUT_SEED = {"val": 1_000_003, "test": 2_000_003}
 
 
-def mel_config(data: DataConfig) -> MelConfig:
-    """The log-mel settings of ``data`` (raises :class:`ConfigError` naming the bad field)."""
-    try:
-        return MelConfig(sample_rate=data.sample_rate, n_fft=data.n_fft,
-                         hop_length=data.hop_length, win_length=data.win_length,
-                         n_mels=data.n_mels, f_min=data.f_min, f_max=data.f_max,
-                         log_floor=data.log_floor)
-    except ValueError as err:
-        raise ConfigError(f"data: {err}") from None
-
-
 def check_mel_model(cfg: Config) -> None:
     """A mel-conditioned model must read ``n_mels`` bands and upsample by the hop."""
     data, model = cfg.data, cfg.model
-    if model.cond_channels not in (0, data.n_mels):
-        raise ConfigError(f"model.cond_channels={model.cond_channels} but data.n_mels="
-                          f"{data.n_mels}: the model reads the mel bands as its local context")
-    if model.cond_channels and model.upsample_factor != data.hop_length:
+    if model.cond_channels not in (0, data.mel.n_mels):
+        raise ConfigError(f"model.cond_channels={model.cond_channels} but data.mel.n_mels="
+                          f"{data.mel.n_mels}: the model reads the mel bands as its local "
+                          "context")
+    if model.cond_channels and model.upsample_factor != data.mel.hop_length:
         raise ConfigError(f"model.upsample_factor={model.upsample_factor} must equal "
-                          f"data.hop_length={data.hop_length} (samples per mel frame)")
+                          f"data.mel.hop_length={data.mel.hop_length} (samples per mel frame)")
 
 
 def scan(root: str | Path, data: DataConfig) -> AudioCorpus:
     """Scan the corpus at ``root`` with ``data``'s rate and bad-file tolerance."""
-    return scan_audio(root, AudioConfig(sample_rate=data.sample_rate,
+    return scan_audio(root, AudioConfig(sample_rate=data.mel.sample_rate,
                                         max_bad_fraction=data.max_bad_fraction))
 
 
@@ -79,7 +69,7 @@ class AudioRun:
 def open_corpus(cfg: Config, run_dir: str | Path | None) -> AudioRun:
     """Scan ``cfg.data.path``; read the run's split, or draw it and write it to ``run_dir``."""
     data = cfg.data
-    mel = mel_config(data)
+    mel = data.mel
     corpus = scan(data.path, data)
     split_path = None if run_dir is None else Path(run_dir) / SPLIT_FILE
     if split_path is not None and split_path.is_file():
@@ -142,7 +132,7 @@ def utterances(cfg: Config, run_dir: str | Path, split: str = "test",
     data = cfg.data
     if data_dir is not None:
         corpus = scan(data_dir, data)
-        mel = mel_config(data)
+        mel = data.mel
         cache_root = data.cache_dir or Path(run_dir) / FEATURES_DIR
         return AudioUtterances(corpus, None, mel, FeatureCache(cache_root, mel),
                                dequantize=data.dequantize, seed=data.seed)

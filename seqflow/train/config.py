@@ -18,6 +18,7 @@ changed hyper-parameters next to the run's ``config.yaml``.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -29,6 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from seqflow.data.features import MelConfig
+from seqflow.train.objectives.distill import KL_ESTIMATORS, DistillSettings
+from seqflow.train.objectives.elbo import VariationalSettings
 
 
 class ConfigError(ValueError):
@@ -92,19 +97,22 @@ class DataConfig:
     ``csv`` (one numeric row per sample, optional header, ``#`` comments) and ``npy`` (a 2-D
     array) are rows split by a seeded permutation (``seed``). ``toy_audio`` generates
     ``num_samples`` clips of ``segment_length`` samples (sine mixtures with vibrato and noise)
-    with their log-mel spectrogram (``n_mels`` bands, ``hop_length`` samples per frame) as the
-    local context.
+    with their log-mel spectrogram as the local context.
 
     ``audio`` reads the corpus at ``path`` (a folder of wav/flac/ogg files or an LJSpeech-style
-    folder; :mod:`seqflow.data.audio`), resampled to ``sample_rate``, and splits it by file
+    folder; :mod:`seqflow.data.audio`), resampled to ``mel.sample_rate``, and splits it by file
     (``val_fraction``, ``test_fraction``, ``seed``); a corpus with more than
     ``max_bad_fraction`` unusable files is refused. Training items are random
     ``segment_length`` segments, uniformly dequantized when ``dequantize``; ``val_items``
     fixed held-out segments score validation (0: one per ``segment_length`` samples of the
-    validation files). The context is the log-mel (:class:`~seqflow.data.features.MelConfig`:
-    ``sample_rate``, ``n_fft``, ``hop_length``, ``win_length``, ``n_mels``, ``f_min``,
-    ``f_max``, ``log_floor``); whole-utterance features are cached in ``cache_dir`` (default:
+    validation files); whole-utterance features are cached in ``cache_dir`` (default:
     ``features/`` in the run directory).
+
+    ``mel`` (a :class:`~seqflow.data.features.MelConfig`: ``sample_rate``, ``n_fft``,
+    ``hop_length``, ``win_length``, ``window``, ``n_mels``, ``f_min``, ``f_max``,
+    ``log_floor``) is the log-mel that audio sources give as local context; for them the
+    model's ``cond_channels`` and ``upsample_factor`` are derived from it (``n_mels`` and
+    ``hop_length``).
     """
 
     source: str = "toy"
@@ -115,18 +123,11 @@ class DataConfig:
     test_fraction: float = 0.1
     seed: int = 0
     segment_length: int = 4096
-    sample_rate: int = 16000
-    hop_length: int = 256
-    n_mels: int = 80
-    n_fft: int = 1024
-    win_length: int = 1024
-    f_min: float = 0.0
-    f_max: float = 8000.0
-    log_floor: float = 1e-5
     max_bad_fraction: float = 0.05
     dequantize: bool = True
     val_items: int = 0
     cache_dir: str = ""
+    mel: MelConfig = field(default_factory=MelConfig)
 
 
 @dataclass
@@ -144,21 +145,9 @@ class TrainConfig:
     a lower validation score (early stopping; 0 = off); the best weights are kept either way.
     ``on_nonfinite: skip`` skips steps whose loss or gradient is not finite, at most
     ``max_skips`` in a row (then the run fails).
-    Variational tasks (``elbo``, ``iwae``; :mod:`seqflow.train.objectives.elbo`):
-    ``latent_samples`` draws per example and step, ``iwae_samples`` draws per example when the
-    ``iwae`` task evaluates, and the KL weight rising linearly from ``anneal_start`` to 1 over
-    ``anneal_steps`` optimizer steps (0: no annealing).
-    Density distillation (``distill``; :mod:`seqflow.train.objectives.distill`):
-    ``distill_teacher`` is the teacher's run directory (frozen, never optimized; its mel
-    settings and sample rate must equal ``data``'s), ``distill_kl`` the KL estimator
-    (``closed_form`` per-step Gaussian KL, or ``monte_carlo``), ``distill_kl_weight``,
-    ``distill_reg_weight`` (ClariNet's ``lambda`` on ``(log sigma_s - log sigma_t)^2``),
-    ``distill_stft_weight`` and ``distill_stft_resolutions`` (``"n_fft,hop,win;..."``) of the
-    multi-resolution STFT loss against the ground truth of the same mel,
-    ``distill_power_weight`` the weight of the log distance of time-averaged power spectra at
-    the same resolutions (Parallel WaveNet's power loss; 0 = off), and
-    ``distill_kl_warmup_steps`` the steps over which the KL and its regularizer ramp up to full
-    weight (0 = off).
+    Task settings live in their own sections: ``variational``
+    (:class:`~seqflow.train.objectives.elbo.VariationalSettings`, tasks ``elbo`` and ``iwae``)
+    and ``distill`` (:class:`~seqflow.train.objectives.distill.DistillSettings`).
     """
 
     max_steps: int = 1000
@@ -185,18 +174,8 @@ class TrainConfig:
     progress: bool = True
     cpu_threads: int = 0
     patience: int = 0
-    latent_samples: int = 1
-    iwae_samples: int = 1000
-    anneal_steps: int = 0
-    anneal_start: float = 0.01
-    distill_teacher: str = ""
-    distill_kl: str = "closed_form"
-    distill_kl_weight: float = 1.0
-    distill_reg_weight: float = 4.0
-    distill_stft_weight: float = 1.0
-    distill_stft_resolutions: str = "512,128,512;1024,256,1024;2048,512,2048"
-    distill_power_weight: float = 0.0
-    distill_kl_warmup_steps: int = 0
+    variational: VariationalSettings = field(default_factory=VariationalSettings)
+    distill: DistillSettings = field(default_factory=DistillSettings)
 
 
 @dataclass
@@ -215,7 +194,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.mixed_precision": ("auto", "no", "bf16"),
     "train.on_nonfinite": ("error", "skip"),
     "train.log_with": ("tensorboard", "none"),
-    "train.distill_kl": ("closed_form", "monte_carlo"),
+    "train.distill.kl": KL_ESTIMATORS,
 }
 
 POSITIVE = {
@@ -225,27 +204,48 @@ POSITIVE = {
     "model.log_scale_bound", "model.input_scale", "train.max_steps", "train.batch_size", "train.lr",
     "train.grad_accum", "train.checkpoint_every", "train.keep_checkpoints", "train.eval_every",
     "train.eval_batch_size", "train.log_every", "train.max_skips", "data.num_samples",
-    "data.segment_length", "data.sample_rate", "data.hop_length", "data.n_mels",
-    "train.latent_samples", "train.iwae_samples",
-    "data.n_fft", "data.win_length", "data.log_floor",
+    "data.segment_length", "train.variational.latent_samples", "train.variational.iwae_samples",
 }
 NON_NEGATIVE = {"model.blocks", "model.cond_channels", "model.num_global_ids",
                 "train.weight_decay", "train.warmup_steps", "train.grad_clip", "train.seed",
                 "data.seed", "train.cpu_threads", "train.input_noise", "train.patience",
-                "train.anneal_steps", "data.f_min", "data.val_items",
-                "train.distill_kl_weight", "train.distill_reg_weight",
-                "train.distill_stft_weight", "train.distill_power_weight",
-                "train.distill_kl_warmup_steps"}
+                "train.variational.anneal_steps", "data.val_items",
+                "train.distill.kl_weight", "train.distill.reg_weight",
+                "train.distill.stft_weight", "train.distill.power_weight",
+                "train.distill.kl_warmup_steps"}
+
+# Keys that moved into a section: an old config names them, the error names the new key.
+MOVED = {
+    **{f"data.{key}": f"data.mel.{key}" for key in (
+        "sample_rate", "hop_length", "n_mels", "n_fft", "win_length", "f_min", "f_max",
+        "log_floor")},
+    **{f"train.distill_{key}": f"train.distill.{key}" for key in (
+        "teacher", "kl", "kl_weight", "reg_weight", "stft_weight", "stft_resolutions",
+        "power_weight", "kl_warmup_steps")},
+    **{f"train.{key}": f"train.variational.{key}" for key in (
+        "latent_samples", "iwae_samples", "anneal_steps", "anneal_start")},
+}
+# Model settings derived from ``data.mel`` when the data are audio.
+DERIVED_FROM_MEL = {"model.cond_channels": "n_mels", "model.upsample_factor": "hop_length"}
+AUDIO_SOURCES = ("audio", "toy_audio")
+
+
+def _is_section(kind: Any) -> bool:
+    return isinstance(kind, type) and dataclasses.is_dataclass(kind)
+
+
+def _keys(cls: type, prefix: str) -> list[str]:
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        out.extend(_keys(hints[f.name], key + ".") if _is_section(hints[f.name]) else [key])
+    return out
 
 
 def valid_keys() -> list[str]:
-    """Every dotted key, e.g. ``["model.kind", ..., "train.progress"]``."""
-    hints = typing.get_type_hints(Config)
-    return [
-        f"{section.name}.{f.name}"
-        for section in dataclasses.fields(Config)
-        for f in dataclasses.fields(hints[section.name])
-    ]
+    """Every dotted key, e.g. ``["model.kind", ..., "data.mel.n_mels", ..., "train.progress"]``."""
+    return _keys(Config, "")
 
 
 def _coerce(key: str, value: Any, expected: Any) -> Any:
@@ -275,23 +275,36 @@ def _coerce(key: str, value: Any, expected: Any) -> Any:
 
 
 def _build_section(name: str, cls: type, raw: Any) -> Any:
+    """Validate the mapping ``raw`` into the dataclass ``cls`` (nested sections too); every
+    error names the dotted key, e.g. ``data.mel.n_mels``."""
     if raw is None:
         raw = {}
+    if isinstance(raw, cls):  # a section built already (e.g. from another config)
+        raw = {f.name: getattr(raw, f.name) for f in dataclasses.fields(cls)}
     if not isinstance(raw, dict):
         raise ConfigError(f"section '{name}' must be a mapping, got {type(raw).__name__}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     values = {}
     for key, value in raw.items():
+        dotted = f"{name}.{key}"
         if key not in names:
+            if dotted in MOVED:
+                raise ConfigError(f"{dotted}: moved to {MOVED[dotted]}; write it there")
             raise ConfigError(
-                f"unknown key '{name}.{key}'; valid keys in '{name}': {', '.join(names)}"
+                f"unknown key '{dotted}'; valid keys in '{name}': {', '.join(names)}"
             )
-        values[key] = _coerce(f"{name}.{key}", value, hints[key])
-    return cls(**values)
+        if _is_section(hints[key]):
+            values[key] = _build_section(dotted, hints[key], value)
+        else:
+            values[key] = _coerce(dotted, value, hints[key])
+    try:
+        return cls(**values)
+    except ValueError as err:  # a section's own validation, e.g. MelConfig's
+        raise ConfigError(f"{name}: {_one_line(str(err))}") from None
 
 
-def stft_resolutions(text: str, key: str = "train.distill_stft_resolutions"
+def stft_resolutions(text: str, key: str = "train.distill.stft_resolutions"
                      ) -> tuple[tuple[int, int, int], ...]:
     """``"512,128,512;1024,256,1024"`` -> ``((512, 128, 512), (1024, 256, 1024))``.
 
@@ -314,21 +327,20 @@ def stft_resolutions(text: str, key: str = "train.distill_stft_resolutions"
 
 
 def _check_distill(cfg: Config) -> None:
-    t = cfg.train
-    if t.task != "distill":
+    if cfg.train.task != "distill":
         return
-    if not t.distill_teacher:
-        raise ConfigError("train.distill_teacher: required when train.task is 'distill' (the "
+    d = cfg.train.distill
+    if not d.teacher:
+        raise ConfigError("train.distill.teacher: required when train.task is 'distill' (the "
                           "teacher's run directory)")
-    if t.distill_kl_weight == 0 and t.distill_stft_weight == 0 and t.distill_power_weight == 0:
-        raise ConfigError("train.distill_kl_weight, train.distill_stft_weight and "
-                          "train.distill_power_weight are all 0: nothing to distill")
-    resolutions = stft_resolutions(t.distill_stft_resolutions)
+    if d.kl_weight == 0 and d.stft_weight == 0 and d.power_weight == 0:
+        raise ConfigError("train.distill.kl_weight, train.distill.stft_weight and "
+                          "train.distill.power_weight are all 0: nothing to distill")
+    resolutions = stft_resolutions(d.stft_resolutions)
     longest = max(n_fft for n_fft, _, _ in resolutions)
-    if (t.distill_stft_weight > 0 or t.distill_power_weight > 0) and (
-            cfg.data.segment_length <= longest // 2):
+    if (d.stft_weight > 0 or d.power_weight > 0) and cfg.data.segment_length <= longest // 2:
         raise ConfigError(f"data.segment_length={cfg.data.segment_length} must exceed half the "
-                          f"largest STFT size of train.distill_stft_resolutions ({longest})")
+                          f"largest STFT size of train.distill.stft_resolutions ({longest})")
 
 
 def _check_ranges(cfg: Config) -> None:
@@ -341,8 +353,10 @@ def _check_ranges(cfg: Config) -> None:
             "data.val_fraction + data.test_fraction must be < 1, got "
             f"{cfg.data.val_fraction} + {cfg.data.test_fraction}"
         )
-    if not 0.0 < cfg.train.anneal_start <= 1.0:
-        raise ConfigError(f"train.anneal_start: must be in (0, 1], got {cfg.train.anneal_start}")
+    anneal_start = cfg.train.variational.anneal_start
+    if not 0.0 < anneal_start <= 1.0:
+        raise ConfigError(f"train.variational.anneal_start: must be in (0, 1], got "
+                          f"{anneal_start}")
     if not 0.0 <= cfg.train.ema_decay < 1.0:
         raise ConfigError(f"train.ema_decay: must be in [0, 1), got {cfg.train.ema_decay}")
     if cfg.model.log_scale_floor > 0:
@@ -353,9 +367,9 @@ def _check_ranges(cfg: Config) -> None:
                           f"{cfg.data.max_bad_fraction}")
     if cfg.data.source in ("csv", "npy", "audio") and not cfg.data.path:
         raise ConfigError(f"data.path: required when data.source is {cfg.data.source!r}")
-    if cfg.data.segment_length % cfg.data.hop_length:
+    if cfg.data.segment_length % cfg.data.mel.hop_length:
         raise ConfigError(f"data.segment_length={cfg.data.segment_length} must be a multiple "
-                          f"of data.hop_length={cfg.data.hop_length}")
+                          f"of data.mel.hop_length={cfg.data.mel.hop_length}")
     _check_distill(cfg)
 
 
@@ -414,13 +428,14 @@ def _decode_error(path: Path, data: bytes, err: UnicodeDecodeError) -> ConfigErr
                        f"({err.reason})")
 
 
-def _parse_override(item: str) -> tuple[str, str, Any]:
-    """``"train.lr=3e-4"`` -> ``("train", "lr", 0.0003)`` (the value is parsed as YAML)."""
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    """``"train.distill.kl_weight=0.5"`` -> ``(["train", "distill", "kl_weight"], 0.5)`` (the
+    value is parsed as YAML)."""
     if "=" not in item:
         raise ConfigError(f"override {item!r} must look like section.key=value")
     key, text = item.split("=", 1)
     parts = key.strip().split(".")
-    if len(parts) != 2:
+    if len(parts) < 2 or not all(parts):
         raise ConfigError(
             f"override key {key!r} must be dotted 'section.key'; valid keys: "
             f"{', '.join(valid_keys())}"
@@ -430,35 +445,71 @@ def _parse_override(item: str) -> tuple[str, str, Any]:
     except yaml.YAMLError as err:
         raise ConfigError(
             f"override {item!r}: value is not valid YAML ({_one_line(str(err))})") from None
-    return parts[0], parts[1], value
+    return parts, value
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``section.key=value`` strings (values parsed as YAML) to a nested dict copy."""
-    out = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    """Apply ``section.key=value`` strings (values parsed as YAML; keys of nested sections
+    have more dots) to a nested dict copy."""
+    out = copy.deepcopy(raw)
     for item in overrides:
-        name, key, value = _parse_override(item)
-        section = out.setdefault(name, {})
-        if not isinstance(section, dict):
-            raise ConfigError(f"section '{name}' must be a mapping")
-        section[key] = value
+        parts, value = _parse_override(item)
+        node = out
+        for depth, name in enumerate(parts[:-1]):
+            node = node.setdefault(name, {})
+            if node is None:
+                node = {}
+            if not isinstance(node, dict):
+                raise ConfigError(f"section '{'.'.join(parts[:depth + 1])}' must be a mapping")
+        node[parts[-1]] = value
     return out
 
 
-def _check_override_values(overrides: list[str]) -> None:
-    """Validate each override of a known key on its own, so that its error names it."""
-    hints = typing.get_type_hints(Config)
-    sections = {f.name: hints[f.name] for f in dataclasses.fields(Config)}
+def _check_override_values(overrides: list[str], roots: dict[str, type] | None = None) -> None:
+    """Validate each override of a known key on its own, so that its error names it.
+
+    ``roots`` maps a section name to its dataclass (default: the sections of :class:`Config`).
+    """
+    if roots is None:
+        hints = typing.get_type_hints(Config)
+        roots = {f.name: hints[f.name] for f in dataclasses.fields(Config)}
     for item in overrides:
-        name, key, value = _parse_override(item)
-        if name not in sections:
-            continue  # reported with the list of valid sections by config_from_dict
-        fields = typing.get_type_hints(sections[name])
-        if key in fields:
+        parts, value = _parse_override(item)
+        cls = roots.get(parts[0])
+        for name in parts[1:-1]:
+            hints = typing.get_type_hints(cls) if cls is not None else {}
+            cls = hints[name] if name in hints and _is_section(hints[name]) else None
+        if cls is None:
+            continue  # reported with the list of valid keys when the config is built
+        hints = typing.get_type_hints(cls)
+        key = parts[-1]
+        if key in hints and not _is_section(hints[key]):
             try:
-                _coerce(f"{name}.{key}", value, fields[key])
+                _coerce(".".join(parts), value, hints[key])
             except ConfigError as err:
                 raise ConfigError(f"override {item!r}: {err}") from None
+
+
+def _derive_from_mel(raw: dict[str, Any]) -> dict[str, Any]:
+    """For audio sources, fill ``model.cond_channels`` and ``model.upsample_factor`` from
+    ``data.mel``; a different value given for either is refused."""
+    data = raw.get("data") or {}
+    if not isinstance(data, dict) or data.get("source") not in AUDIO_SOURCES:
+        return raw
+    mel = data.get("mel") or {}
+    if isinstance(mel, MelConfig):
+        mel = mel.to_dict()
+    if not isinstance(mel, dict):
+        return raw  # reported as a malformed section when it is built
+    model = dict(raw.get("model") or {})
+    for dotted, mel_key in DERIVED_FROM_MEL.items():
+        key = dotted.split(".")[1]
+        value = mel.get(mel_key, getattr(MelConfig(), mel_key))
+        if key in model and model[key] != value:
+            raise ConfigError(f"{dotted}={model[key]!r} contradicts data.mel.{mel_key}="
+                              f"{value!r}: for audio data it is derived from data.mel; drop it")
+        model[key] = value
+    return {**raw, "model": model}
 
 
 def config_from_dict(raw: dict[str, Any] | None, overrides: list[str] | None = None) -> Config:
@@ -473,9 +524,35 @@ def config_from_dict(raw: dict[str, Any] | None, overrides: list[str] | None = N
                 f"unknown section '{name}'; valid sections: {', '.join(sections)}; "
                 f"valid keys: {', '.join(valid_keys())}"
             )
+    raw = _derive_from_mel(raw)
     cfg = Config(**{name: _build_section(name, hints[name], raw.get(name)) for name in sections})
     _check_ranges(cfg)
     return cfg
+
+
+def load_sections(source: str | Path | dict[str, Any], overrides: list[str] | None,
+                  sections: dict[str, type]) -> tuple[Config, dict[str, Any]]:
+    """A recipe's config: the engine's ``model``/``data``/``train`` sections and one dataclass
+    per recipe section, read from one YAML file (or mapping) with one override syntax.
+
+    ``sections`` maps a recipe section name (e.g. ``"windows"``) to its dataclass; each is
+    validated like the engine's sections (types, unknown keys, the dotted key in every error)
+    and overrides ``windows.loss_on=horizon`` reach it as ``--set`` overrides reach the engine.
+    Returns ``(Config, {name: section object})``.
+    """
+    raw = dict(read_config_file(source)) if not isinstance(source, dict) else dict(source)
+    where = f"{source}: " if not isinstance(source, dict) else ""
+    overrides = list(overrides or [])
+    ours = [item for item in overrides if item.split("=", 1)[0].split(".")[0] in sections]
+    engine = [item for item in overrides if item not in ours]
+    try:
+        _check_override_values(ours, sections)
+        raw = apply_overrides(raw, ours)
+        extra = {name: _build_section(name, cls, raw.pop(name, None))
+                 for name, cls in sections.items()}
+        return config_from_dict(raw, engine), extra
+    except ConfigError as err:
+        raise ConfigError(f"{where}{err}") from None
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -502,11 +579,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     """Read a YAML file and validate it (plus ``overrides``) into a :class:`Config`."""
-    raw = read_config_file(path)
-    try:
-        return config_from_dict(raw, overrides)
-    except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from None
+    return load_sections(path, overrides, {})[0]
 
 
 def config_to_dict(cfg: Config) -> dict[str, dict[str, Any]]:
@@ -523,7 +596,7 @@ def save_config(cfg: Config, path: str | Path) -> None:
 
 def flat_config(cfg: Config) -> dict[str, Any]:
     """``{"train.lr": 0.001, ...}``, e.g. for tracker hyper-parameters."""
-    return {f"{s}.{k}": v for s, sec in config_to_dict(cfg).items() for k, v in sec.items()}
+    return _leaves(config_to_dict(cfg))
 
 
 def _leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

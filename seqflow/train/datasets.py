@@ -74,8 +74,8 @@ def _toy_audio(cfg: Config) -> Splits:
     sizes = {"train": data.num_samples - sum(counts), "val": counts[0], "test": counts[1]}
     out, offset = {}, 0
     for name in SPLITS:
-        out[name] = ToyAudio(sizes[name], data.segment_length, data.hop_length, data.n_mels,
-                             data.sample_rate, data.seed, offset)
+        out[name] = ToyAudio(sizes[name], data.segment_length, data.mel.hop_length, data.mel.n_mels,
+                             data.mel.sample_rate, data.seed, offset)
         offset += sizes[name]
     return out
 

@@ -36,15 +36,15 @@ def _latent_model(model: nn.Module, cfg: Config) -> nn.Module:
 
 def _elbo(model: nn.Module, cfg: Config) -> Task:
     """``model`` is a LatentVariableModel built by the caller (e.g. recipes/vae/model.py)."""
-    t = cfg.train
-    return ELBOTask(_latent_model(model, cfg), samples=t.latent_samples,
-                    anneal_steps=t.anneal_steps, anneal_start=t.anneal_start)
+    v = cfg.train.variational
+    return ELBOTask(_latent_model(model, cfg), samples=v.latent_samples,
+                    anneal_steps=v.anneal_steps, anneal_start=v.anneal_start)
 
 
 def _iwae(model: nn.Module, cfg: Config) -> Task:
-    t = cfg.train
-    return IWAETask(_latent_model(model, cfg), samples=t.latent_samples,
-                    eval_samples=t.iwae_samples)
+    v = cfg.train.variational
+    return IWAETask(_latent_model(model, cfg), samples=v.latent_samples,
+                    eval_samples=v.iwae_samples)
 
 
 def _masked_likelihood(flow: nn.Module, cfg: Config) -> Task:
@@ -52,15 +52,14 @@ def _masked_likelihood(flow: nn.Module, cfg: Config) -> Task:
 
 
 def _distill(flow: nn.Module, cfg: Config) -> Task:
-    """Student ``flow`` against the frozen teacher run ``train.distill_teacher``."""
-    t = cfg.train
+    """Student ``flow`` against the frozen teacher run ``train.distill.teacher``."""
+    d = cfg.train.distill
     teacher = load_teacher(cfg)
     try:
-        return DistillTask(flow, teacher, kl=t.distill_kl, kl_weight=t.distill_kl_weight,
-                           reg_weight=t.distill_reg_weight, stft_weight=t.distill_stft_weight,
-                           stft_resolutions=stft_resolutions(t.distill_stft_resolutions),
-                           power_weight=t.distill_power_weight,
-                           kl_warmup_steps=t.distill_kl_warmup_steps)
+        return DistillTask(flow, teacher, kl=d.kl, kl_weight=d.kl_weight,
+                           reg_weight=d.reg_weight, stft_weight=d.stft_weight,
+                           stft_resolutions=stft_resolutions(d.stft_resolutions),
+                           power_weight=d.power_weight, kl_warmup_steps=d.kl_warmup_steps)
     except ValueError as err:
         raise ConfigError(f"train.task=distill: {err}") from None
 

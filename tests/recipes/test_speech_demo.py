@@ -25,8 +25,8 @@ def write_configs(corpus: Path, root: Path) -> tuple[Path, Path]:
     teacher["train"].update(max_steps=3, eval_every=3)
     student = raw("sequence_iaf")
     student["train"].update(max_steps=2, eval_every=2, task="distill",
-                            distill_teacher="set by the demo",
-                            distill_stft_resolutions="64,16,64;128,32,128")
+                            distill={"teacher": "set by the demo",
+                                     "stft_resolutions": "64,16,64;128,32,128"})
     paths = []
     for name, cfg in (("teacher", teacher), ("student", student)):
         for section in cfg.values():

@@ -18,7 +18,7 @@ def test_student_configs_fit_their_teachers(student, teacher):
     s, t = load_config(CONFIGS / student), load_config(CONFIGS / teacher)
     assert s.train.task == "distill" and s.model.kind == "sequence_iaf"
     assert t.model.kind == "sequence_maf" and t.train.task == "likelihood"
-    assert Path(s.train.distill_teacher).name == Path(teacher).stem  # runs/<teacher config>
+    assert Path(s.train.distill.teacher).name == Path(teacher).stem  # runs/<teacher config>
     check_teacher_data(t, s, teacher)  # raises on any audio or log-mel difference
     # the same file split: same corpus, fractions and seed
     for key in ("path", "val_fraction", "test_fraction", "seed"):

@@ -18,7 +18,6 @@ from seqflow.data.features import LogMel
 from seqflow.metrics.audio import log_spectral_distance, mel_cepstral_distortion
 from seqflow.speech.vocode import input_noise, vocode_batch
 from seqflow.speech.vocoder import load_vocoder
-from seqflow.train.audio_data import mel_config
 
 LSB = 2.0**-15
 
@@ -99,7 +98,7 @@ def test_the_one_pass_inverts_the_streaming_density_direction(runs):
 
 def test_a_npy_mel_vocodes_like_the_audio_it_was_taken_from(runs, tmp_path):
     wav = runs["corpus"] / "utt05.wav"
-    logmel = LogMel(mel_config(load_vocoder(runs["iaf"])[2].data))
+    logmel = LogMel(load_vocoder(runs["iaf"])[2].data.mel)
     audio, _ = sf.read(wav, dtype="float32")
     audio = audio[: len(audio) // HOP * HOP]
     mel = logmel(torch.from_numpy(audio)[None])[0].numpy()

@@ -18,7 +18,7 @@ from seqflow.data.features import LogMel
 from seqflow.nn.context import SequenceContext
 from seqflow.speech.evaluate import bits_per_16bit_sample
 from seqflow.speech.sample import stream_from_mel
-from seqflow.train.audio_data import SCAN_FILE, SPLIT_FILE, mel_config, utterances
+from seqflow.train.audio_data import SCAN_FILE, SPLIT_FILE, utterances
 from seqflow.train.config import ConfigError, config_from_dict
 from seqflow.train.datasets import build_splits
 from seqflow.train.engine import train
@@ -49,11 +49,11 @@ def write_corpus(root, count: int, seed: int = 0):
 def config(root, **train):
     return config_from_dict({
         "model": {"kind": "sequence_maf", "channels": 1, "steps": 1, "blocks": 3,
-                  "residual_channels": 4, "skip_channels": 4, "cond_channels": 16,
-                  "upsample_factor": 128, "log_scale_floor": -9.0, "input_scale": 0.1},
+                  "residual_channels": 4, "skip_channels": 4, "log_scale_floor": -9.0,
+                  "input_scale": 0.1},
         "data": {"source": "audio", "path": str(root), "segment_length": 1024,
                  "num_samples": 24, "val_items": 4, "val_fraction": 0.2, "test_fraction": 0.2,
-                 "n_fft": 512, "win_length": 512, "hop_length": 128, "n_mels": 16},
+                 "mel": {"n_fft": 512, "win_length": 512, "hop_length": 128, "n_mels": 16}},
         "train": {"max_steps": 6, "batch_size": 2, "lr": 3e-3, "lr_schedule": "constant",
                   "checkpoint_every": 3, "eval_every": 3, "log_every": 3, "eval_batch_size": 4,
                   "log_with": "none", "progress": False, "cpu_threads": 1, **train},
@@ -81,14 +81,14 @@ def test_items_are_segments_with_their_mel_and_the_split_is_written(tmp_path):
     assert path in split["train"]
     assert len(splits["val"]) == 4 and splits["val"].locate(0)[0] in split["val"]
     audio, _ = sf.read(tmp_path / "corpus" / path, dtype="float32")
-    mel = LogMel(mel_config(cfg.data))(torch.from_numpy(audio[start:start + 1024])[None])[0]
+    mel = LogMel(cfg.data.mel)(torch.from_numpy(audio[start:start + 1024])[None])[0]
     torch.testing.assert_close(item["context"], mel)
 
 
 def test_the_upsampling_factor_must_equal_the_hop(tmp_path):
     cfg = config(write_corpus(tmp_path / "corpus", 6))
     cfg.model.upsample_factor = 64
-    with pytest.raises(ConfigError, match="upsample_factor=64 must equal data.hop_length=128"):
+    with pytest.raises(ConfigError, match="upsample_factor=64 must equal data.mel.hop_length=128"):
         build_splits(cfg)
 
 
@@ -157,7 +157,7 @@ def test_chunked_streaming_from_a_mel_equals_one_stream_and_inverts_the_one_pass
             p.add_(0.2 * torch.randn_like(p))
     mel = torch.randn(1, 8, 8, dtype=torch.float64)  # 128 samples; receptive field 15
     stream = stream_from_mel(flow, mel, SR, seed=3, chunk=7, progress=False)
-    z = torch.randn(1, 1, 128, generator=torch.Generator().manual_seed(3)).double()
+    z = torch.randn(1, 1, 128, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     context = SequenceContext(mel, None)
     with torch.no_grad():
         whole, _ = flow.transform.inverse(z, context)  # one uninterrupted stream

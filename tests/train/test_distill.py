@@ -229,24 +229,23 @@ def test_task_refuses_what_it_cannot_compute():
         task_for(student, kl_weight=0.0)
 
 
-def distill_config(**train) -> dict:
-    return {"model": {"kind": "sequence_iaf", "cond_channels": 80, "upsample_factor": 256},
+def distill_config(**distill) -> dict:
+    return {"model": {"kind": "sequence_iaf"},
             "data": {"source": "audio", "path": "corpus"},
-            "train": {"task": "distill", "distill_teacher": "teacher_run", **train}}
+            "train": {"task": "distill", "distill": {"teacher": "teacher_run", **distill}}}
 
 
 def test_config_errors_are_one_line():
     cases = [
-        ({"distill_teacher": ""}, "train.distill_teacher: required"),
-        ({"distill_kl": "exact"}, "train.distill_kl: 'exact' is not one of closed_form, "
-                                  "monte_carlo"),
-        ({"distill_reg_weight": -1}, "train.distill_reg_weight: must be >= 0"),
-        ({"distill_stft_resolutions": "512,128"}, "'512,128' is not n_fft,hop,win_length"),
-        ({"distill_stft_resolutions": "512,128,1024"}, "0 < win_length <= n_fft"),
-        ({"distill_kl_weight": 0, "distill_stft_weight": 0}, "nothing to distill"),
-        ({"distill_power_weight": -1}, "train.distill_power_weight: must be >= 0"),
-        ({"distill_kl_warmup_steps": -1}, "train.distill_kl_warmup_steps: must be >= 0"),
-        ({"distill_stft_resolutions": "16384,512,2048"}, "must exceed half the largest STFT"),
+        ({"teacher": ""}, "train.distill.teacher: required"),
+        ({"kl": "exact"}, "train.distill.kl: 'exact' is not one of closed_form, monte_carlo"),
+        ({"reg_weight": -1}, "train.distill.reg_weight: must be >= 0"),
+        ({"stft_resolutions": "512,128"}, "'512,128' is not n_fft,hop,win_length"),
+        ({"stft_resolutions": "512,128,1024"}, "0 < win_length <= n_fft"),
+        ({"kl_weight": 0, "stft_weight": 0}, "nothing to distill"),
+        ({"power_weight": -1}, "train.distill.power_weight: must be >= 0"),
+        ({"kl_warmup_steps": -1}, "train.distill.kl_warmup_steps: must be >= 0"),
+        ({"stft_resolutions": "16384,512,2048"}, "must exceed half the largest STFT"),
     ]
     for train, message in cases:
         with pytest.raises(ConfigError, match=message) as err:
@@ -257,20 +256,21 @@ def test_config_errors_are_one_line():
 
 def test_teacher_with_other_features_is_refused(tmp_path):
     student = config_from_dict(distill_config())
-    teacher = config_from_dict({"model": {"kind": "sequence_maf", "cond_channels": 80,
-                                          "upsample_factor": 256},
-                                "data": {"source": "audio", "path": "corpus", "n_mels": 64}})
-    with pytest.raises(ConfigError, match=r"trained with data.n_mels=64 but this run has "
-                                          r"data.n_mels=80"):
+    teacher = config_from_dict({"model": {"kind": "sequence_maf"},
+                                "data": {"source": "audio", "path": "corpus",
+                                         "mel": {"n_mels": 64}}})
+    with pytest.raises(ConfigError, match=r"trained with data.mel.n_mels=64 but this run has "
+                                          r"data.mel.n_mels=80"):
         check_teacher_data(teacher, student, "teacher_run")
-    hop = config_from_dict({"data": {"source": "audio", "path": "corpus", "hop_length": 128}})
-    with pytest.raises(ConfigError, match="data.hop_length=128"):
+    hop = config_from_dict({"data": {"source": "audio", "path": "corpus",
+                                     "mel": {"hop_length": 128}}})
+    with pytest.raises(ConfigError, match="data.mel.hop_length=128"):
         check_teacher_data(hop, student, "teacher_run")
     with pytest.raises(ConfigError, match="is not a run directory"):
-        load_teacher(config_from_dict(distill_config(distill_teacher=str(tmp_path))))
-    (tmp_path / "config.yaml").write_text("model:\n  kind: sequence_maf\n  cond_channels: 80\n"
-                                          "  upsample_factor: 256\ndata:\n  source: audio\n"
-                                          "  path: corpus\n  sample_rate: 22050\n")
-    with pytest.raises(ConfigError, match="data.sample_rate=22050 but this run has "
-                                          "data.sample_rate=16000"):
-        load_teacher(config_from_dict(distill_config(distill_teacher=str(tmp_path))))
+        load_teacher(config_from_dict(distill_config(teacher=str(tmp_path))))
+    (tmp_path / "config.yaml").write_text("model:\n  kind: sequence_maf\ndata:\n"
+                                          "  source: audio\n  path: corpus\n  mel:\n"
+                                          "    sample_rate: 22050\n    f_max: 8000\n")
+    with pytest.raises(ConfigError, match="data.mel.sample_rate=22050 but this run has "
+                                          "data.mel.sample_rate=16000"):
+        load_teacher(config_from_dict(distill_config(teacher=str(tmp_path))))

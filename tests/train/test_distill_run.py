@@ -21,13 +21,15 @@ from tests.train.test_audio_source import config, write_corpus
 RESOLUTIONS = "128,32,128;256,64,256"
 
 
-def student_config(corpus, teacher, **data):
+def student_config(corpus, teacher, **mel):
     teacher_cfg = config(corpus)
     raw = {
-        "model": {**vars(teacher_cfg.model), "kind": "sequence_iaf", "steps": 2},
-        "data": {**vars(teacher_cfg.data), **data},
-        "train": {**vars(teacher_cfg.train), "task": "distill", "distill_teacher": str(teacher),
-                  "distill_stft_resolutions": RESOLUTIONS, "max_steps": 3},
+        "model": {**{k: v for k, v in vars(teacher_cfg.model).items()
+                     if k not in ("cond_channels", "upsample_factor")},  # derived from the mel
+                  "kind": "sequence_iaf", "steps": 2},
+        "data": {**vars(teacher_cfg.data), "mel": {**teacher_cfg.data.mel.to_dict(), **mel}},
+        "train": {**vars(teacher_cfg.train), "task": "distill", "max_steps": 3,
+                  "distill": {"teacher": str(teacher), "stft_resolutions": RESOLUTIONS}},
     }
     return config_from_dict(raw)
 
@@ -81,5 +83,6 @@ def test_student_trains_against_a_frozen_teacher_run_and_evaluates(tmp_path, cap
     assert not any(p.requires_grad for p in task.teacher.parameters())
     assert not task.teacher.training
     assert all(not name.startswith("teacher") for name, _ in task.named_parameters())
-    with pytest.raises(ConfigError, match="data.n_mels=16 but this run has data.n_mels=8"):
+    with pytest.raises(ConfigError, match="data.mel.n_mels=16 but this run has "
+                                          "data.mel.n_mels=8"):
         build_task(flow, student_config(corpus, teacher, n_mels=8))

@@ -183,7 +183,7 @@ def test_engine_trains_the_posterior_to_the_log_evidence(tmp_path):
     cfg = config_from_dict({
         "model": {"kind": "custom", "features": 3},
         "train": {"task": "elbo", "max_steps": 400, "batch_size": 128, "lr": 0.02,
-                  "lr_schedule": "cosine", "latent_samples": 2, "anneal_steps": 50,
+                  "lr_schedule": "cosine", "variational": {"latent_samples": 2, "anneal_steps": 50},
                   "eval_every": 400, "checkpoint_every": 400, "log_every": 100,
                   "log_with": "none", "progress": False, "cpu_threads": 1,
                   "mixed_precision": "no"},

@@ -11,6 +11,7 @@ from seqflow.train.config import (
     save_config,
     valid_keys,
 )
+from seqflow.train.registry import check_config
 
 
 def test_defaults_and_required_keys_exist():
@@ -60,7 +61,7 @@ def test_unknown_key_lists_valid_keys():
 )
 def test_bad_values_name_the_key(raw, match):
     with pytest.raises(ConfigError, match=match):
-        config_from_dict(raw)
+        check_config(config_from_dict(raw))  # the schema, then the registered names
 
 
 def test_bad_override_syntax():
@@ -96,3 +97,64 @@ def test_save_load_round_trip(tmp_path):
 def test_shipped_moons_config_is_valid():
     cfg = load_config("recipes/density/configs/moons.yaml")
     assert cfg.data.name == "moons" and cfg.model.features == 2
+
+
+def test_nested_sections_take_dotted_overrides_and_name_the_full_key():
+    cfg = config_from_dict({"data": {"source": "audio", "path": "corpus"}},
+                           ["data.mel.n_mels=64", "train.distill.kl_weight=0.5"])
+    assert cfg.data.mel.n_mels == 64 and cfg.train.distill.kl_weight == 0.5
+    with pytest.raises(ConfigError, match=r"data.mel.n_mels: expected int, got str 'many'"):
+        config_from_dict({}, ["data.mel.n_mels=many"])
+    with pytest.raises(ConfigError, match=r"unknown key 'data.mel.bands'; valid keys in "
+                                          r"'data.mel': sample_rate"):
+        config_from_dict({"data": {"mel": {"bands": 3}}})
+    with pytest.raises(ConfigError, match=r"data.mel: MelConfig.win_length=2048 must be <= "
+                                          r"n_fft=1024"):
+        config_from_dict({"data": {"mel": {"win_length": 2048}}})
+
+
+@pytest.mark.parametrize("old, new", [("data.n_mels", "data.mel.n_mels"),
+                                      ("data.hop_length", "data.mel.hop_length"),
+                                      ("train.distill_teacher", "train.distill.teacher"),
+                                      ("train.anneal_steps", "train.variational.anneal_steps")])
+def test_an_old_key_names_its_new_place(old, new):
+    section, key = old.split(".")
+    with pytest.raises(ConfigError, match=rf"^{old}: moved to {new}; write it there$"):
+        config_from_dict({section: {key: 1}})
+
+
+def test_audio_models_read_their_context_size_from_the_mel():
+    cfg = config_from_dict({"data": {"source": "audio", "path": "c",
+                                     "mel": {"n_mels": 40, "hop_length": 128}}})
+    assert (cfg.model.cond_channels, cfg.model.upsample_factor) == (40, 128)
+    same = config_from_dict({"model": {"cond_channels": 40}, "data": {
+        "source": "audio", "path": "c", "mel": {"n_mels": 40, "hop_length": 128}}})
+    assert same == cfg
+    with pytest.raises(ConfigError, match=r"model.cond_channels=80 contradicts "
+                                          r"data.mel.n_mels=40"):
+        config_from_dict({"model": {"cond_channels": 80},
+                          "data": {"source": "audio", "path": "c", "mel": {"n_mels": 40}}})
+    rows = config_from_dict({"data": {"source": "csv", "path": "rows.csv"}})
+    assert (rows.model.cond_channels, rows.model.upsample_factor) == (0, 1)
+
+
+def test_recipe_sections_load_with_the_engine_sections(tmp_path):
+    from dataclasses import dataclass
+
+    from seqflow.train.config import load_sections
+
+    @dataclass
+    class Windows:
+        loss_on: str = "window"
+        num_windows: int = 8
+
+    path = tmp_path / "recipe.yaml"
+    path.write_text("windows:\n  num_windows: 4\ntrain:\n  lr: 0.01\n")
+    cfg, extra = load_sections(path, ["windows.loss_on=horizon", "train.max_steps=3"],
+                               {"windows": Windows})
+    assert extra["windows"] == Windows("horizon", 4)
+    assert (cfg.train.lr, cfg.train.max_steps) == (0.01, 3)
+    with pytest.raises(ConfigError, match=rf"^{path}: override .*windows.num_windows: expected"):
+        load_sections(path, ["windows.num_windows=lots"], {"windows": Windows})
+    with pytest.raises(ConfigError, match=r"unknown key 'windows.size'"):
+        load_sections({"windows": {"size": 1}}, [], {"windows": Windows})

@@ -26,7 +26,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     flow, cfg, _ = load_run(args.run)
-    mel = torch.randn(1, cfg.data.n_mels, args.frames, generator=torch.Generator().manual_seed(0))
+    mel = torch.randn(1, cfg.data.mel.n_mels, args.frames,
+                      generator=torch.Generator().manual_seed(0))
     mel = mel - 5.0
     nets = [m for m in flow.modules() if hasattr(m, "step_mode")]
     seconds: dict[str, list[float]] = {"eager": [], "auto": []}
@@ -37,10 +38,10 @@ def main() -> None:
                 net.step_mode = mode
             start = time.perf_counter()
             with torch.no_grad():
-                audio[mode] = stream_from_mel(flow, mel, cfg.data.sample_rate, seed=0,
+                audio[mode] = stream_from_mel(flow, mel, cfg.data.mel.sample_rate, seed=0,
                                               progress=False).audio
             seconds[mode].append(time.perf_counter() - start)
-    clip = args.frames * cfg.data.hop_length / cfg.data.sample_rate
+    clip = args.frames * cfg.data.mel.hop_length / cfg.data.mel.sample_rate
     for mode, times in seconds.items():
         median = statistics.median(times)
         print(f"{mode}: median {median:.3f} s for {clip:.3f} s of audio, RTF {median / clip:.3g}")

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -64,6 +65,31 @@ from seqflow.transforms.gaussian_steps import (
 )
 
 KL_ESTIMATORS = ("closed_form", "monte_carlo")
+
+
+@dataclass
+class DistillSettings:
+    """The ``train.distill`` section of a config whose ``train.task`` is ``distill``.
+
+    ``teacher`` is the teacher's run directory (frozen, never optimized; its ``data.mel`` and
+    local-feature model settings must equal the student's), ``kl`` the KL estimator
+    (``closed_form`` per-step Gaussian KL, or ``monte_carlo``), ``kl_weight``, ``reg_weight``
+    (ClariNet's ``lambda`` on ``(log sigma_s - log sigma_t)^2``), ``stft_weight`` and
+    ``stft_resolutions`` (``"n_fft,hop_length,win_length;..."``) of the multi-resolution STFT
+    loss against the ground truth of the same mel, ``power_weight`` the weight of the log
+    distance of time-averaged power spectra at the same resolutions (Parallel WaveNet's power
+    loss; 0 = off), and ``kl_warmup_steps`` the steps over which the KL and its regularizer
+    ramp up to full weight (0 = off). The arguments of :class:`DistillTask`.
+    """
+
+    teacher: str = ""
+    kl: str = "closed_form"
+    kl_weight: float = 1.0
+    reg_weight: float = 4.0
+    stft_weight: float = 1.0
+    stft_resolutions: str = "512,128,512;1024,256,1024;2048,512,2048"
+    power_weight: float = 0.0
+    kl_warmup_steps: int = 0
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 # Validation terms: mean per held-out segment, each in its own units (see DistillTask).
 EVAL_TERMS = ("kl", "kl_mc", "reg", "stft", "power", "teacher_ll", "student_ll")

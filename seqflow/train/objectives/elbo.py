@@ -135,6 +135,21 @@ def variational_bounds(model: LatentVariableModel, x: Tensor, samples: int = 100
             "reconstruction": terms.reconstruction()}
 
 
+@dataclass
+class VariationalSettings:
+    """The ``train.variational`` section for the ``elbo`` and ``iwae`` tasks.
+
+    ``latent_samples`` draws per example and step, ``iwae_samples`` draws per example when the
+    ``iwae`` task evaluates, and the KL weight rising linearly from ``anneal_start`` to 1 over
+    ``anneal_steps`` optimizer steps (0: no annealing; :func:`annealed_beta`).
+    """
+
+    latent_samples: int = 1
+    iwae_samples: int = 1000
+    anneal_steps: int = 0
+    anneal_start: float = 0.01
+
+
 def annealed_beta(step: int, steps: int, start: float) -> float:
     """The KL weight at optimizer step ``step``: ``start`` rising linearly to 1 at ``steps``.
 
