@@ -31,7 +31,8 @@ import torch
 from torch import Tensor
 
 from seqflow.nn.chunking import chunk_values
-from seqflow.speech.vocode import input_noise, intra_op_threads
+from seqflow.nn.threads import intra_op_threads
+from seqflow.speech.vocode import input_noise
 from seqflow.speech.vocoder import MelVocoder, load_vocoder
 from seqflow.train.audio_data import utterances
 
