@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from seqflow.data.splits import SPLITS
 from seqflow.data.timeseries.backtest import backtest_windows, check_length
 from seqflow.data.timeseries.calendar import calendar_feature_names, calendar_features
 from seqflow.data.timeseries.missing import fill_missing
@@ -16,8 +17,6 @@ from seqflow.data.timeseries.scaling import (
     window_scale,
 )
 from seqflow.data.timeseries.series import Series
-
-SPLITS = ("train", "val", "test")
 
 
 class TrainingWindows(Dataset):
