@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from seqflow.distributions import Distribution
+from seqflow.train.objectives.anneal import annealed_beta
 from seqflow.train.objectives.base import Task, TaskOutput
 
 MAX_ROWS = 16_384  # rows (examples x samples) scored in one pass of the decoder
@@ -133,19 +134,6 @@ def variational_bounds(model: LatentVariableModel, x: Tensor, samples: int = 100
     terms = bound_terms(model, x, samples, max_rows)
     return {"elbo": terms.elbo(), "iwae": terms.iwae(), "kl": terms.kl(),
             "reconstruction": terms.reconstruction()}
-
-
-def annealed_beta(step: int, steps: int, start: float) -> float:
-    """The KL weight at optimizer step ``step``: ``start`` rising linearly to 1 at ``steps``.
-
-    ``steps=0`` means no annealing (always 1).
-
-    >>> [annealed_beta(s, 4, 0.5) for s in (0, 2, 4, 9)]
-    [0.5, 0.75, 1.0, 1.0]
-    """
-    if steps <= 0:
-        return 1.0
-    return min(1.0, start + (1.0 - start) * step / steps)
 
 
 class ELBOTask(Task):
