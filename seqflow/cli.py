@@ -15,6 +15,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from seqflow.data.splits import SPLITS
+
 # The command functions import seqflow's packages (and so torch) when they run, so that
 # ``seqflow --help`` answers without loading torch.
 
@@ -35,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate a run's NLL on a split and write metrics JSON")
     p.add_argument("run", help="run directory written by seqflow train")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--split", default="test", choices=SPLITS)
     p.add_argument("--weights", default="auto", choices=["auto", "best", "final", "last"])
     p.add_argument("--data", default=None, metavar="DIR",
                    help="speech runs: score every audio file of DIR instead of a split")

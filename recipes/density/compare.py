@@ -33,6 +33,7 @@ from baselines import FullCovGaussian, GaussianKDE  # noqa: E402
 from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
+from seqflow.data import SPLITS  # noqa: E402
 from seqflow.data.tabular import load_digits_split  # noqa: E402
 from seqflow.data.toy import sample_toy  # noqa: E402
 from seqflow.distributions import Distribution, Flow, MADEMoG, StandardNormal  # noqa: E402
@@ -143,7 +144,7 @@ def engine_config(data: Data, cfg: Config, seed: int) -> EngineConfig:
 def train(model: nn.Module, data: Data, cfg: Config, seed: int, run_dir: Path) -> dict:
     """Train ``model`` in place through the engine (resuming ``run_dir`` if it holds a
     checkpoint), then load its best-validation weights; returns stats."""
-    splits = {name: TensorDataset(getattr(data, name)) for name in ("train", "val", "test")}
+    splits = {name: TensorDataset(getattr(data, name)) for name in SPLITS}
     result = engine_train(engine_config(data, cfg, seed), run_dir, splits=splits, flow=model)
     info = load_weights(run_dir, model, "best")
     return {"steps_run": result.step, "best_step": info["step"], "val": -info["val"]["nll"],

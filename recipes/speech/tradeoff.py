@@ -33,7 +33,6 @@ import json
 import os
 import platform
 import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,6 +41,7 @@ import torch
 from seqflow.data.features import LogMel
 from seqflow.nn.context import SequenceContext
 from seqflow.nn.threads import get_streaming_threads
+from seqflow.nn.timing import call_seconds
 from seqflow.speech import (
     input_noise,
     intra_op_threads,
@@ -81,12 +81,7 @@ def timed_calls(fn: Callable[[int], torch.Tensor], frames: int, repeats: int
     """Seconds of ``repeats`` calls ``fn(frames)`` after a warm-up ``fn(2)``, and the last
     result."""
     fn(2)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn(frames)
-        times.append(time.perf_counter() - start)
-    return times, result
+    return call_seconds(lambda: fn(frames), repeats, warmup=0)
 
 
 def measure(teacher_dir: Path, student_dir: Path, out: Path, frames: int = 32,

@@ -46,6 +46,7 @@ import torch
 
 from seqflow.data.timeseries import (
     SCALINGS,
+    SPLITS,
     TrainingWindows,
     backtest_windows,
     read_series_csv,
@@ -251,7 +252,7 @@ def main(argv: list[str] | None = None) -> dict:
     split = {name: TrainingWindows(series, args.context, args.horizon, split=name,
                                    num_windows=windows.num_windows if name == "train"
                                    else None, **common)
-             for name in ("train", "val", "test")}
+             for name in SPLITS}
     args.out.mkdir(parents=True, exist_ok=True)
     name = args.name or f"seqflow-{cfg.model.conditioner}"
 

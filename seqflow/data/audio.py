@@ -37,6 +37,7 @@ from torch.utils.data import Dataset
 from torchaudio.functional import resample
 
 from seqflow.data.features import FeatureCache, LogMel, MelConfig, atomic_write
+from seqflow.data.splits import SPLITS
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -363,9 +364,6 @@ def scan_audio(root: str | os.PathLike, config: AudioConfig | None = None) -> Au
     return AudioCorpus(root=root, config=config, items=items, report=report)
 
 
-SPLIT_NAMES = ("train", "val", "test")
-
-
 @dataclass(frozen=True)
 class Split:
     """Relative paths per split, and the settings that drew them."""
@@ -385,14 +383,14 @@ class Split:
     def from_json(cls, path: str | os.PathLike) -> Split:
         try:
             data = json.loads(Path(path).read_text())
-            parts = {k: tuple(data[k]) for k in SPLIT_NAMES}
+            parts = {k: tuple(data[k]) for k in SPLITS}
             split = cls(**parts, seed=int(data["seed"]), val_fraction=float(data["val_fraction"]),
                         test_fraction=float(data["test_fraction"]))
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise ValueError(f"{path}: not a split file ({err})") from None
-        if not all(isinstance(p, str) for k in SPLIT_NAMES for p in parts[k]):
+        if not all(isinstance(p, str) for k in SPLITS for p in parts[k]):
             raise ValueError(f"{path}: split entries must be path strings")
-        counts = Counter(p for k in SPLIT_NAMES for p in parts[k])
+        counts = Counter(p for k in SPLITS for p in parts[k])
         repeated = [p for p, n in counts.items() if n > 1]
         if repeated:
             raise ValueError(f"{path}: path(s) in more than one split or twice: {repeated[:3]}")

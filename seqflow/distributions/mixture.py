@@ -65,7 +65,7 @@ class MADEMoG(Distribution):
         self.log_scale_bound = log_scale_bound
         self.made = MADE(
             features,
-            hidden_features=hidden_features or max(64, 2 * features),
+            hidden_features=hidden_features,
             blocks=blocks,
             context_features=context_features,
             order=order,

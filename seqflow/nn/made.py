@@ -81,9 +81,10 @@ class MADE(nn.Module):
 
     Args:
         features: D, the size of ``x``'s axis 1.
-        hidden_features: width of every hidden layer. With at least ``D - 1`` units (``D`` with
-            a context) every degree has a hidden unit; fewer are legal (as in other libraries):
-            the degrees without units are skipped, so later outputs see fewer inputs.
+        hidden_features: width of every hidden layer (default ``max(64, 2 D)``). With at least
+            ``D - 1`` units (``D`` with a context) every degree has a hidden unit; fewer are
+            legal (as in other libraries): the degrees without units are skipped, so later
+            outputs see fewer inputs.
         blocks: hidden layers (``residual=False``) or residual blocks (``residual=True``).
         context_features: width of an optional context ``(batch, context_features)``; it enters
             the first hidden layer through an unmasked linear map.
@@ -112,7 +113,7 @@ class MADE(nn.Module):
     def __init__(
         self,
         features: int,
-        hidden_features: int = 64,
+        hidden_features: int | None = None,
         blocks: int = 2,
         context_features: int | None = None,
         order: str | Sequence[int] | Tensor = "natural",
@@ -123,6 +124,8 @@ class MADE(nn.Module):
         seed: int | None = None,
     ):
         super().__init__()
+        if hidden_features is None:
+            hidden_features = max(64, 2 * features)
         check_positive("MADE", features=features, hidden_features=hidden_features, blocks=blocks,
                        params_per_feature=params_per_feature, context_features=context_features)
         if activation not in ACTIVATIONS:

@@ -7,6 +7,7 @@ scores a run on held-out utterances (:func:`evaluate_audio_run`,
 :func:`evaluate_distill_run`) and exports a student to ONNX (:func:`export_run`).
 """
 
+from seqflow.nn.threads import intra_op_threads  # re-exported: recipes time under it
 from seqflow.speech.audio_io import mel_of_audio_file, write_wav
 from seqflow.speech.distill_eval import describe_distill, evaluate_distill_run, is_distill_run
 from seqflow.speech.evaluate import (
@@ -20,7 +21,7 @@ from seqflow.speech.evaluate import (
 from seqflow.speech.export import describe_export, export_run, export_vocoder
 from seqflow.speech.pictures import mel_panels_png, spectrogram_png
 from seqflow.speech.sample import Synthesis, sample_from_mel_file, stream_from_mel
-from seqflow.speech.vocode import describe_vocode, input_noise, intra_op_threads, vocode_files
+from seqflow.speech.vocode import describe_vocode, input_noise, vocode_files
 from seqflow.speech.vocoder import MelVocoder, load_vocoder
 
 __all__ = [

@@ -20,10 +20,7 @@ one warm-up), reported as real-time factors at the run's sample rate.
 
 from __future__ import annotations
 
-import statistics
-import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +28,9 @@ import torch
 from torch import Tensor
 
 from seqflow.nn.chunking import chunk_values
-from seqflow.speech.vocode import input_noise, intra_op_threads
+from seqflow.nn.threads import intra_op_threads
+from seqflow.nn.timing import median_seconds
+from seqflow.speech.vocode import input_noise
 from seqflow.speech.vocoder import MelVocoder, load_vocoder
 from seqflow.train.audio_data import utterances
 
@@ -88,17 +87,6 @@ def onnx_session(path: str | Path, threads: int):
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall-clock seconds of ``repeats`` calls of ``fn`` after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def first_test_utterance(run_dir: str | Path, cfg, seed: int, max_frames: int | None

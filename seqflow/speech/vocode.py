@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +40,7 @@ from seqflow.metrics.audio import (
     mel_cepstral_distortion,
     multi_resolution_stft_loss,
 )
+from seqflow.nn.threads import intra_op_threads
 from seqflow.speech.audio_io import mel_of_audio_file, write_wav
 from seqflow.speech.pictures import mel_panels_png
 from seqflow.speech.vocoder import MelVocoder, load_vocoder
@@ -145,20 +145,6 @@ def quality_metrics(pred: Tensor, reference: Tensor, sample_rate: int) -> dict:
 def min_metric_samples() -> int:
     """Shortest reference the metrics accept: longer than half the largest MR-STFT window."""
     return max(n_fft for n_fft, _, _ in DEFAULT_RESOLUTIONS) // 2 + 1
-
-
-@contextmanager
-def intra_op_threads(threads: int | None) -> Iterator[int]:
-    """Run the block on ``threads`` intra-op threads (None: keep); restore the caller's."""
-    before = torch.get_num_threads()
-    if threads is not None:
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise ValueError(f"threads must be a positive int, got {threads!r}")
-        torch.set_num_threads(threads)
-    try:
-        yield torch.get_num_threads()
-    finally:
-        torch.set_num_threads(before)
 
 
 def _check_outputs(inputs: Sequence[str | Path], out_dir: Path) -> None:

@@ -29,6 +29,7 @@ from seqflow.data.audio import (
     split_files,
 )
 from seqflow.data.features import FeatureCache, MelConfig, atomic_write
+from seqflow.data.splits import SPLITS
 from seqflow.train.config import Config, ConfigError, DataConfig
 
 SPLIT_FILE = "audio_split.json"
@@ -74,7 +75,7 @@ def open_corpus(cfg: Config, run_dir: str | Path | None) -> AudioRun:
     split_path = None if run_dir is None else Path(run_dir) / SPLIT_FILE
     if split_path is not None and split_path.is_file():
         split = Split.from_json(split_path)
-        for name in ("train", "val", "test"):
+        for name in SPLITS:
             corpus.subset(getattr(split, name))  # every file of the split must still be usable
     else:
         try:
@@ -104,7 +105,7 @@ def audio_splits(cfg: Config, run_dir: str | Path | None = None) -> dict[str, Au
     """``{"train", "val", "test"}`` segment datasets; writes the split and scan report."""
     check_mel_model(cfg)
     run = open_corpus(cfg, run_dir)
-    out = {name: segments(run, cfg, name) for name in ("train", "val", "test")}
+    out = {name: segments(run, cfg, name) for name in SPLITS}
     if run_dir is not None:
         report = {"scan": run.corpus.report.to_dict(),
                   "too_short_for_a_segment": {name: ds.report.to_dict()
@@ -136,7 +137,7 @@ def utterances(cfg: Config, run_dir: str | Path, split: str = "test",
         cache_root = data.cache_dir or Path(run_dir) / FEATURES_DIR
         return AudioUtterances(corpus, None, mel, FeatureCache(cache_root, mel),
                                dequantize=data.dequantize, seed=data.seed)
-    if split not in ("train", "val", "test"):
+    if split not in SPLITS:
         raise ValueError(f"split must be train, val or test, got {split!r}")
     run = open_corpus(cfg, run_dir)
     return AudioUtterances(run.corpus, getattr(run.split, split), run.mel, run.cache,

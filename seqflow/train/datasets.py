@@ -22,13 +22,13 @@ from torch import Tensor
 from torch.utils.data import Dataset, TensorDataset
 
 from seqflow.data.sources import read_rows
+from seqflow.data.splits import SPLITS
 from seqflow.data.toy import TOY_DATASETS, sample_toy
 from seqflow.data.toy_audio import ToyAudio
 from seqflow.train.audio_data import audio_splits, check_mel_model
 from seqflow.train.batches import RowDataset
 from seqflow.train.config import Config, ConfigError, DataConfig
 
-SPLITS = ("train", "val", "test")
 Splits = dict[str, Dataset]
 
 

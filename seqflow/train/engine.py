@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from seqflow.checks import describe_nonfinite
+from seqflow.nn.threads import intra_op_threads
 from seqflow.train import checkpoints as ckpt
 from seqflow.train import run_dir as rd
 from seqflow.train.batches import Batch, DeterministicBatches, collate, shard_range, to_device
@@ -197,9 +198,10 @@ class Trainer:
             step_scheduler_with_optimizer=False,
         )
         acc = self.accelerator
-        self._threads = torch.get_num_threads()
-        if t.cpu_threads > 0 and acc.device.type == "cpu":
-            torch.set_num_threads(t.cpu_threads)
+        # train.cpu_threads on CPU (0: keep the caller's count), restored by close()
+        self._threads = intra_op_threads(
+            t.cpu_threads if t.cpu_threads > 0 and acc.device.type == "cpu" else None)
+        self._threads.__enter__()
         self.main = acc.is_main_process
         self.ckpt_root = self.run.checkpoints
         self._lock, self._tracking = None, False
@@ -620,7 +622,7 @@ class Trainer:
         if self._lock is not None:
             self._lock.close()
             self._lock = None
-        torch.set_num_threads(self._threads)
+        self._threads.__exit__(None, None, None)
 
     def _window_record(self, window: dict, steps: int, seconds: float,
                        grad_norm: float | None) -> dict:

@@ -40,8 +40,6 @@ class _MadeAffine(AutoregressiveAffine):
         log_scale_bound: float = 6.0,
         seed: int | None = None,
     ):
-        if hidden_features is None:
-            hidden_features = max(64, 2 * features)
         made = MADE(
             features,
             hidden_features=hidden_features,

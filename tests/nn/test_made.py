@@ -205,3 +205,13 @@ def test_bad_shapes_are_named():
         made.params(torch.randn(3, 5), torch.randn(3, 2))
     with pytest.raises(ValueError, match="context_features=2"):
         made.params(torch.randn(3, 4))
+
+
+def test_default_width_is_max_64_2d_and_callers_leave_it_to_made():
+    import seqflow
+
+    assert MADE(3).hidden_features == 64 and MADE(40).hidden_features == 80
+    assert seqflow.MAF(40).made.hidden_features == 80
+    assert seqflow.MADEMoG(40, components=2).made.hidden_features == 80
+    with pytest.raises(ValueError, match="hidden_features must be > 0"):
+        MADE(4, hidden_features=0)

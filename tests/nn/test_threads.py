@@ -82,3 +82,32 @@ def test_bad_thread_settings_fail_loudly(bad, monkeypatch):
     monkeypatch.setenv(threads.ENV_VAR, "two")
     with pytest.raises(ValueError, match=threads.ENV_VAR):
         threads.get_streaming_threads()
+
+
+def test_intra_op_threads_sets_keeps_and_restores():
+    with threads.intra_op_threads(1) as used:
+        assert used == torch.get_num_threads() == 1
+    assert torch.get_num_threads() == 2
+    with threads.intra_op_threads(None) as used:  # keep the caller's count ...
+        assert used == 2
+        torch.set_num_threads(1)  # ... and give it back even if the block changed it
+    assert torch.get_num_threads() == 2
+    with pytest.raises(RuntimeError, match="boom"), threads.intra_op_threads(1):
+        raise RuntimeError("boom")
+    assert torch.get_num_threads() == 2
+
+
+def test_intra_op_threads_held_open_restores_only_when_closed():
+    held = threads.intra_op_threads(1)  # as the engine holds it from construction to close()
+    assert held.__enter__() == 1
+    torch.set_num_threads(3)
+    held.__exit__(None, None, None)
+    assert torch.get_num_threads() == 2
+    del held  # a plain object: collecting it changes nothing
+    assert torch.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_intra_op_threads_refuses_what_is_not_a_positive_int(bad):
+    with pytest.raises(ValueError, match="threads must be a positive int"):
+        threads.intra_op_threads(bad)

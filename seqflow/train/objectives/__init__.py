@@ -1,6 +1,7 @@
 """Training tasks: what the engine optimizes (likelihood; ELBO and IWAE of latent-variable
 models; reverse KL to unnormalized targets; probability density distillation)."""
 
+from seqflow.train.objectives.anneal import annealed_beta
 from seqflow.train.objectives.base import Task, TaskOutput, nll_units
 from seqflow.train.objectives.distill import DistillTask
 from seqflow.train.objectives.elbo import (
@@ -8,7 +9,6 @@ from seqflow.train.objectives.elbo import (
     ELBOTask,
     IWAETask,
     LatentVariableModel,
-    annealed_beta,
     bound_terms,
     variational_bounds,
 )

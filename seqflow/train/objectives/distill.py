@@ -55,6 +55,7 @@ from seqflow.metrics.audio import (
     average_power_distance,
     multi_resolution_stft_terms,
 )
+from seqflow.train.objectives.anneal import annealed_beta
 from seqflow.train.objectives.base import Task, TaskOutput
 from seqflow.transforms.gaussian_steps import (
     StepGaussian,
@@ -190,10 +191,9 @@ class DistillTask(Task):
         return (st.spectral_convergence + st.log_magnitude).mean(0)
 
     def kl_ramp(self) -> float:
-        """The warm-up factor ``r`` of the KL and its regularizer at ``self.step``."""
-        if self.kl_warmup_steps == 0:
-            return 1.0
-        return min(1.0, (self.step + 1) / self.kl_warmup_steps)
+        """The warm-up factor ``r`` of the KL and its regularizer at ``self.step``: the linear
+        ramp from 0, one step ahead, ``min(1, (step + 1) / kl_warmup_steps)``."""
+        return annealed_beta(self.step + 1, self.kl_warmup_steps, 0.0)
 
     def terms(self, batch: dict, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """Per-segment terms ``(batch,)``, each a mean per audio sample (see the class doc),

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from seqflow.distributions import Distribution
+from seqflow.train.objectives.anneal import annealed_beta
 from seqflow.train.objectives.base import Task, TaskOutput
 
 MAX_ROWS = 16_384  # rows (examples x samples) scored in one pass of the decoder
@@ -148,19 +149,6 @@ class VariationalSettings:
     iwae_samples: int = 1000
     anneal_steps: int = 0
     anneal_start: float = 0.01
-
-
-def annealed_beta(step: int, steps: int, start: float) -> float:
-    """The KL weight at optimizer step ``step``: ``start`` rising linearly to 1 at ``steps``.
-
-    ``steps=0`` means no annealing (always 1).
-
-    >>> [annealed_beta(s, 4, 0.5) for s in (0, 2, 4, 9)]
-    [0.5, 0.75, 1.0, 1.0]
-    """
-    if steps <= 0:
-        return 1.0
-    return min(1.0, start + (1.0 - start) * step / steps)
 
 
 class ELBOTask(Task):

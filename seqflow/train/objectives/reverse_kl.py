@@ -24,8 +24,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from seqflow.train.objectives.anneal import annealed_beta
 from seqflow.train.objectives.base import Task, TaskOutput
-from seqflow.train.objectives.elbo import annealed_beta
 
 Energy = Callable[[Tensor], Tensor]  # U: (batch, D) -> (batch,)
 

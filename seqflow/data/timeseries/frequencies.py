@@ -1,0 +1,106 @@
+"""Frequencies of a time series: pandas offset aliases, their time axis and regular grids.
+
+Frequencies are pandas offset aliases: ``"min"``, ``"h"``/``"H"``, ``"D"``, ``"W"`` (also
+anchored, ``"W-SAT"``), ``"MS"``/``"M"``/``"ME"``, ``"QS"``/``"Q"``/``"QE"``,
+``"YS"``/``"Y"``/``"YE"``/``"A"``, optionally with a multiple (``"2h"``). Minute to weekly series
+live on the grid ``first timestamp + k * step``. Monthly, quarterly and yearly series are indexed
+by calendar period: any timestamp inside the period names it, and the grid holds each period's
+first instant.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+_UNIT_OF_ALIAS = {
+    "min": "min", "T": "min",
+    "h": "h", "H": "h",
+    "D": "D",
+    "W": "W",
+    "M": "M", "MS": "M", "ME": "M",
+    "Q": "Q", "QS": "Q", "QE": "Q",
+    "Y": "Y", "YS": "Y", "YE": "Y", "A": "Y", "AS": "Y",
+}  # fmt: skip
+_STEP_US = {"min": 60_000_000, "h": 3_600_000_000, "D": 86_400_000_000, "W": 604_800_000_000}
+_PERIOD_NAME = {"M": "month", "Q": "quarter", "Y": "year"}
+_WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
+_ALIAS_PATTERN = re.compile(r"^(\d*)([A-Za-z]+)(?:-([A-Za-z]{3}))?$")
+
+
+@dataclass(frozen=True)
+class Frequency:
+    """A parsed frequency alias: ``unit`` in ``min, h, D, W, M, Q, Y`` and a multiple ``n``."""
+
+    alias: str
+    unit: str
+    n: int
+
+    @property
+    def fixed(self) -> bool:
+        """True for units of fixed duration (minute to week), False for calendar periods."""
+        return self.unit in _STEP_US
+
+    @property
+    def step_us(self) -> int:
+        """Step in microseconds (fixed units only)."""
+        return self.n * _STEP_US[self.unit]
+
+
+def parse_freq(freq: str) -> Frequency:
+    """Parse a pandas offset alias such as ``"h"``, ``"W-SAT"``, ``"MS"`` or ``"2h"``.
+
+    >>> parse_freq("W-SAT")
+    Frequency(alias='W-SAT', unit='W', n=1)
+    >>> parse_freq("QS").unit
+    'Q'
+    """
+    match = _ALIAS_PATTERN.match(freq.strip()) if isinstance(freq, str) else None
+    if match is None or match.group(2) not in _UNIT_OF_ALIAS:
+        raise ValueError(
+            f"freq={freq!r} is not a supported frequency; use one of "
+            f"{', '.join(_UNIT_OF_ALIAS)} (optionally with a multiple such as '2h')"
+        )
+    count, base, anchor = match.groups()
+    unit = _UNIT_OF_ALIAS[base]
+    if anchor is not None and not (unit == "W" and anchor.upper() in _WEEKDAYS):
+        raise ValueError(f"freq={freq!r}: only weekly aliases take an anchor (such as 'W-SAT')")
+    n = int(count) if count else 1
+    if n < 1:
+        raise ValueError(f"freq={freq!r}: the multiple must be at least 1")
+    return Frequency(alias=freq, unit=unit, n=n)
+
+
+def _keys(times: np.ndarray, freq: Frequency) -> np.ndarray:
+    """Integer position of each timestamp on the unit's axis: microseconds, or period number."""
+    if freq.fixed:
+        return times.astype("datetime64[us]").astype(np.int64)
+    months = times.astype("datetime64[M]").astype(np.int64)  # months since 1970-01
+    if freq.unit == "M":
+        return months
+    if freq.unit == "Q":
+        return np.floor_divide(months, 3)
+    return np.floor_divide(months, 12)
+
+
+def _times_of_keys(keys: np.ndarray, freq: Frequency) -> np.ndarray:
+    if freq.fixed:
+        return keys.astype("datetime64[us]")
+    months = keys * {"M": 1, "Q": 3, "Y": 12}[freq.unit]
+    return months.astype("datetime64[M]").astype("datetime64[us]")
+
+
+def time_grid(start: str | np.datetime64, length: int, freq: str) -> np.ndarray:
+    """``length`` timestamps ``(length,)`` datetime64[us] from ``start`` at ``freq``.
+
+    Period units start at the period containing ``start`` and return period starts.
+
+    >>> time_grid("2021-03-15", 3, "MS").astype("datetime64[D]")
+    array(['2021-03-01', '2021-04-01', '2021-05-01'], dtype='datetime64[D]')
+    """
+    f = parse_freq(freq)
+    first = _keys(np.array([np.datetime64(start, "us")]), f)[0]
+    step = f.step_us if f.fixed else f.n
+    return _times_of_keys(first + step * np.arange(length, dtype=np.int64), f)
