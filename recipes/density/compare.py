@@ -25,7 +25,7 @@ import json
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -175,7 +175,7 @@ def run_one(model_name: str, data: Data, cfg: Config, seed: int,
     done = run_dir / "result.json"
     if model_name not in UNTRAINED and done.is_file():
         saved = json.loads(done.read_text())
-        wanted = engine_config(data, cfg, seed).train.__dict__
+        wanted = asdict(engine_config(data, cfg, seed).train)
         if saved["engine_train"] != wanted:
             changed = sorted(k for k in wanted if saved["engine_train"].get(k) != wanted[k])
             raise ValueError(f"{done} was trained with other settings ({', '.join(changed)}); "
@@ -199,7 +199,7 @@ def run_one(model_name: str, data: Data, cfg: Config, seed: int,
               "params": params, "train_seconds": seconds, **stats}
     if model_name not in UNTRAINED:
         write_json_atomic({"record": record,
-                           "engine_train": engine_config(data, cfg, seed).train.__dict__}, done)
+                           "engine_train": asdict(engine_config(data, cfg, seed).train)}, done)
     return record, model
 
 

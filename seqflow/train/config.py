@@ -490,26 +490,20 @@ def _check_override_values(overrides: list[str], roots: dict[str, type] | None =
                 raise ConfigError(f"override {item!r}: {err}") from None
 
 
-def _derive_from_mel(raw: dict[str, Any]) -> dict[str, Any]:
-    """For audio sources, fill ``model.cond_channels`` and ``model.upsample_factor`` from
-    ``data.mel``; a different value given for either is refused."""
-    data = raw.get("data") or {}
-    if not isinstance(data, dict) or data.get("source") not in AUDIO_SOURCES:
-        return raw
-    mel = data.get("mel") or {}
-    if isinstance(mel, MelConfig):
-        mel = mel.to_dict()
-    if not isinstance(mel, dict):
-        return raw  # reported as a malformed section when it is built
-    model = dict(raw.get("model") or {})
+def _derive_from_mel(cfg: Config, raw_model: Any) -> Config:
+    """For audio sources, ``model.cond_channels`` and ``model.upsample_factor`` from
+    ``data.mel``; a different value given in the config for either is refused."""
+    if cfg.data.source not in AUDIO_SOURCES:
+        return cfg
+    given = raw_model if isinstance(raw_model, dict) else {}
+    derived = {}
     for dotted, mel_key in DERIVED_FROM_MEL.items():
-        key = dotted.split(".")[1]
-        value = mel.get(mel_key, getattr(MelConfig(), mel_key))
-        if key in model and model[key] != value:
-            raise ConfigError(f"{dotted}={model[key]!r} contradicts data.mel.{mel_key}="
+        key, value = dotted.split(".")[1], getattr(cfg.data.mel, mel_key)
+        if key in given and given[key] != value:
+            raise ConfigError(f"{dotted}={given[key]!r} contradicts data.mel.{mel_key}="
                               f"{value!r}: for audio data it is derived from data.mel; drop it")
-        model[key] = value
-    return {**raw, "model": model}
+        derived[key] = value
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, **derived))
 
 
 def config_from_dict(raw: dict[str, Any] | None, overrides: list[str] | None = None) -> Config:
@@ -524,8 +518,8 @@ def config_from_dict(raw: dict[str, Any] | None, overrides: list[str] | None = N
                 f"unknown section '{name}'; valid sections: {', '.join(sections)}; "
                 f"valid keys: {', '.join(valid_keys())}"
             )
-    raw = _derive_from_mel(raw)
     cfg = Config(**{name: _build_section(name, hints[name], raw.get(name)) for name in sections})
+    cfg = _derive_from_mel(cfg, raw.get("model"))
     _check_ranges(cfg)
     return cfg
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import yaml
 from speech_runs import tiny_config, write_corpus
 
+from seqflow.train.config import config_to_dict
+
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "recipes" / "speech" / "demo.py"
 
@@ -18,8 +20,7 @@ DEMO = ROOT / "recipes" / "speech" / "demo.py"
 def write_configs(corpus: Path, root: Path) -> tuple[Path, Path]:
     def raw(kind: str) -> dict:
         cfg = tiny_config(corpus, kind)
-        return {"model": vars(cfg.model).copy(), "data": vars(cfg.data).copy(),
-                "train": vars(cfg.train).copy()}
+        return config_to_dict(cfg)
 
     teacher = raw("sequence_maf")
     teacher["train"].update(max_steps=3, eval_every=3)

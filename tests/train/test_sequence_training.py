@@ -23,10 +23,10 @@ from seqflow.train.datasets import build_splits
 
 TINY_AUDIO = {
     "model": {"kind": "sequence_maf", "channels": 1, "steps": 2, "blocks": 3,
-              "residual_channels": 8, "skip_channels": 8, "cond_channels": 8,
-              "upsample_factor": 64},
+              "residual_channels": 8, "skip_channels": 8},
     "data": {"source": "toy_audio", "num_samples": 40, "segment_length": 512,
-             "hop_length": 64, "n_mels": 8, "val_fraction": 0.1, "test_fraction": 0.1},
+             "mel": {"hop_length": 64, "n_mels": 8}, "val_fraction": 0.1,
+             "test_fraction": 0.1},
     "train": {"max_steps": 24, "batch_size": 4, "lr": 3e-3, "checkpoint_every": 4,
               "eval_every": 8, "log_every": 4, "log_with": "none", "progress": False,
               "cpu_threads": 1, "keep_checkpoints": 10},
