@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -29,19 +30,20 @@ import prepare
 import tradeoff
 
 from seqflow.speech import evaluate_audio_run, score_utterances, summarize, vocode_files
-from seqflow.train import load_config, train, utterances
+from seqflow.train import finished_run, load_config, train, utterances
 
 HERE = Path(__file__).resolve().parent
 
 
 def train_run(config: Path, out: Path, overrides: list[str]) -> float:
-    """Train (or resume) ``config`` into ``out``; wall-clock seconds. A finished run (one with
-    final weights) is reused as it is."""
-    if (out / "final").is_dir():
-        print(f"reusing the finished run {out} (delete it to train again)")
+    """Train (or resume) ``config`` into ``out``; wall-clock seconds. A finished run of the same
+    config is reused as it is; one of another config is refused (:func:`finished_run`)."""
+    cfg = load_config(config, overrides)
+    if finished_run(out, cfg):
+        print(f"reusing the finished run {out} of the same config (delete it to train again)")
         return 0.0
     start = time.perf_counter()
-    train(load_config(config, overrides), out)
+    train(cfg, out)
     return time.perf_counter() - start
 
 
@@ -159,4 +161,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (ValueError, OSError) as err:  # bad input or a run of another config: one line
+        sys.exit(f"demo.py: error: {' '.join(str(err).split())}")

@@ -40,7 +40,7 @@ from seqflow.train.objectives import (
     variational_bounds,
 )
 from seqflow.train.registry import build_task, check_config
-from seqflow.train.run_dir import load_run, load_weights
+from seqflow.train.run_dir import finished_run, load_run, load_weights, reusable_result
 
 __all__ = [
     "CheckpointError",
@@ -66,11 +66,13 @@ __all__ = [
     "check_config",
     "config_from_dict",
     "evaluate_run",
+    "finished_run",
     "load_config",
     "load_run",
     "load_sections",
     "load_weights",
     "read_config_file",
+    "reusable_result",
     "log_normalizer_on_grid",
     "recorded_split",
     "reverse_kl",

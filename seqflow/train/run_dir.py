@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from seqflow.distributions import Flow
 from seqflow.train import checkpoints as ckpt
-from seqflow.train.config import Config, config_to_dict, load_config
+from seqflow.train.config import Config, config_to_dict, diff_configs, load_config
 from seqflow.train.models import build_flow
 
 CONFIG_FILE = "config.yaml"
@@ -116,6 +116,40 @@ def check_resume_compatible(run: RunDir, cfg: Config) -> None:
             f"{run.root} holds a run with different {', '.join(changed)}; "
             "resume with the same model and data config or choose another --out"
         )
+
+
+def finished_run(out: str | Path, cfg: Config) -> bool:
+    """Whether ``out`` holds a finished run (final weights) of exactly ``cfg``, to reuse as it is.
+
+    False when ``out`` holds no finished run (train into it: an unfinished one resumes). A
+    finished run of another config is refused in one line that names the changed keys; its
+    data are checked where they are read (the sha256 of a csv/npy source, the digests of an
+    audio split).
+    """
+    run = RunDir(Path(out))
+    if not run.weights(FINAL).is_dir() or not run.config.is_file():
+        return False
+    changed = diff_configs(config_to_dict(load_config(run.config)), config_to_dict(cfg))
+    if changed:
+        raise ValueError(f"{run.root} holds a finished run of another config ({', '.join(changed)}"
+                         "); delete it to train again, or choose another output folder")
+    return True
+
+
+def reusable_result(path: str | Path, settings: dict) -> dict | None:
+    """The saved ``{"record", "settings", ...}`` at ``path`` when it was made with ``settings``;
+    None when there is none; a one-line ValueError naming the changed settings otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text())
+    recorded = saved.get("settings", {})
+    if recorded != settings:
+        changed = sorted(k for k in recorded.keys() | settings.keys()
+                         if recorded.get(k) != settings.get(k))
+        raise ValueError(f"{path} was made with other settings ({', '.join(changed)}); rerun "
+                         "with the same settings or choose another output folder")
+    return saved
 
 
 def flow_signature(flow: nn.Module) -> dict:

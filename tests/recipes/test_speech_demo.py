@@ -65,3 +65,10 @@ def test_demo_runs_end_to_end_and_reuses_finished_runs(tmp_path):
     second = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
     assert (out / "student" / "train_log.jsonl").read_text() == steps
+    assert "reusing the finished run" in second.stdout
+    # a changed flag is not ignored: the finished teacher of another config is refused
+    third = subprocess.run([*command, "--set", "train.lr=0.01"], capture_output=True, text=True,
+                           cwd=tmp_path)
+    assert third.returncode != 0
+    assert third.stderr.strip().splitlines()[-1].startswith("demo.py: error: ")
+    assert "holds a finished run of another config (train.lr)" in third.stderr

@@ -18,7 +18,7 @@ from seqflow.data.features import LogMel
 from seqflow.nn.context import SequenceContext
 from seqflow.speech.evaluate import bits_per_16bit_sample
 from seqflow.speech.sample import stream_from_mel
-from seqflow.train.audio_data import SCAN_FILE, SPLIT_FILE, utterances
+from seqflow.train.audio_data import DIGEST_FILE, SCAN_FILE, SPLIT_FILE, utterances
 from seqflow.train.config import ConfigError, config_from_dict
 from seqflow.train.datasets import build_splits
 from seqflow.train.engine import train
@@ -165,3 +165,17 @@ def test_chunked_streaming_from_a_mel_equals_one_stream_and_inverts_the_one_pass
     torch.testing.assert_close(stream.audio.view(1, 1, -1), whole, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(back, z, rtol=1e-8, atol=1e-9)
     assert stream.rtf > 0
+
+
+def test_a_changed_corpus_file_is_refused_naming_it(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus", count=10)
+    cfg = config(corpus)
+    run = tmp_path / "run"
+    run.mkdir()
+    first = utterances(cfg, run, "test")  # draws the split and records the files' digests
+    assert (run / DIGEST_FILE).is_file()
+    assert len(utterances(cfg, run, "test")) == len(first)  # an unchanged corpus is accepted
+    victim = json.loads((run / SPLIT_FILE).read_text())["test"][0]
+    sf.write(corpus / victim, speechy(1.0, seed=99), SR, subtype="PCM_16")  # re-prepared audio
+    with pytest.raises(ValueError, match=rf"{victim} changed since the run was trained on it"):
+        utterances(cfg, run, "test")
