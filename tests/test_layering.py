@@ -8,7 +8,7 @@ one). Recipes and tools import the application packages (``seqflow.train``,
 
 from __future__ import annotations
 
-import ast
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -31,99 +31,28 @@ RANKS = {
 APPLICATIONS = ("train", "speech", "forecasting")
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(ROOT).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+def _load_layout():
+    spec = importlib.util.spec_from_file_location("layout", ROOT / "tools" / "layout.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def imported_modules(path: Path, modules: set[str]) -> list[tuple[int, str, list[str]]]:
-    """``(line, module, imported names)`` of every import of a seqflow module in ``path``."""
-    me = module_name(path)
-    package = me if path.name == "__init__.py" else me.rpartition(".")[0]
-    found = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            targets = [(alias.name, []) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            stem = node.module or ""
-            if node.level:
-                base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                stem = ".".join(base + ([stem] if stem else []))
-            names = [alias.name for alias in node.names]
-            targets = [(f"{stem}.{n}" if f"{stem}.{n}" in modules else stem, names)
-                       for n in names]
-        else:
-            continue
-        for target, names in targets:
-            while target and target not in modules:
-                target = target.rpartition(".")[0]
-            if target:
-                found.append((node.lineno, target, names))
-    return found
+layout = _load_layout()
 
 
 def source_modules() -> dict[str, Path]:
-    return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+    return layout.source_modules(PACKAGE)
+
+
+def imported_modules(path: Path, modules: set[str]) -> list[tuple[int, str, list[str]]]:
+    return layout.imported_modules(ROOT, path, modules)
 
 
 def rank(module: str) -> int:
     top = module.split(".")[1] if "." in module else "__init__"
     assert top in RANKS or top == "__init__", f"{module}: no layer rank; add it to RANKS"
     return RANKS.get(top, 7)
-
-
-def import_graph() -> dict[str, set[str]]:
-    modules = source_modules()
-    graph: dict[str, set[str]] = {m: set() for m in modules}
-    for name, path in modules.items():
-        for _, target, _ in imported_modules(path, set(modules)):
-            # a package __init__ handing on its own modules' names is not a circle of design
-            if target != name and not (path.name == "__init__.py"
-                                       and target.startswith(name + ".")):
-                graph[name].add(target)
-    return graph
-
-
-def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Tarjan's components of more than one module (iterative)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    out: list[list[str]] = []
-    for root in graph:
-        if root in index:
-            continue
-        work = [(root, iter(sorted(graph[root])))]
-        index[root] = low[root] = len(index)
-        stack.append(root)
-        on_stack.add(root)
-        while work:
-            node, children = work[-1]
-            child = next(children, None)
-            if child is not None:
-                if child not in index:
-                    index[child] = low[child] = len(index)
-                    stack.append(child)
-                    on_stack.add(child)
-                    work.append((child, iter(sorted(graph[child]))))
-                elif child in on_stack:
-                    low[node] = min(low[node], index[child])
-                continue
-            work.pop()
-            if work:
-                low[work[-1][0]] = min(low[work[-1][0]], low[node])
-            if low[node] == index[node]:
-                component = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.append(member)
-                    if member == node:
-                        break
-                if len(component) > 1:
-                    out.append(sorted(component))
-    return out
 
 
 def test_no_import_runs_back_up_the_layers():
@@ -145,14 +74,16 @@ def test_no_import_runs_back_up_the_layers():
 
 
 def test_no_import_circles():
-    loops = strongly_connected(import_graph())
+    loops = layout.circles(layout.import_graph(PACKAGE))
     assert not loops, "import circles:\n" + "\n".join(" <-> ".join(c) for c in loops)
 
 
-def test_circle_detection_finds_a_circle():
+def test_circle_detection_and_depth_on_known_graphs():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
-    assert strongly_connected(graph) == [["a", "b", "c"]]
-    assert strongly_connected({"a": {"b"}, "b": set()}) == []
+    assert layout.circles(graph) == [["a", "b", "c"]]
+    assert layout.circles({"a": {"b"}, "b": set()}) == []
+    assert layout.depth(graph) == 2  # d -> (a b c)
+    assert layout.depth({"a": {"b", "c"}, "b": {"c"}, "c": set()}) == 3
 
 
 @pytest.mark.parametrize("folder", ["recipes", "tools"])
