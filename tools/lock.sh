@@ -19,7 +19,8 @@ py="$tmp/venv/bin/python"
 where=$("$py" -c 'import platform, sys; print(f"Python {platform.python_version()}, {sys.platform} {platform.machine()}")')
 {
     echo "# The tested dependency set: every distribution that 'pip install -e \".[dev,speech]\"' installs,"
-    echo "# at the exact version with which 'pip check' and the whole test suite passed ($where)."
+    echo "# at the exact version with which 'pip check' and the whole test suite passed"
+    echo "# ($where)."
     echo "# Install with:  pip install -c constraints.txt -e \".[dev,speech]\"   (what make does)"
     echo "# Refresh with:  make lock   (tools/lock.sh: a fresh venv from pyproject.toml's ranges, then"
     echo "# pip check and the suite; this file is replaced only if both pass)"
