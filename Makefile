@@ -1,15 +1,16 @@
-# Two commands for a newcomer: `make demo` and `make test`. Both build .venv on first use.
+# Two commands for a newcomer: `make demo` and `make test`. Every target builds .venv on first use,
+# installing the tested versions of constraints.txt (`make lock` refreshes them).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-density test lint bench clean-venv
+.PHONY: demo demo-density test lint bench lock clean-venv
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev,speech]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev,speech]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -26,6 +27,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) tools/bench.py
+
+# Reinstall from pyproject.toml's ranges in a temporary venv, run pip check and the suite there,
+# then rewrite constraints.txt (tools/lock.sh).
+lock:
+	tools/lock.sh $(PYTHON)
 
 clean-venv:
 	rm -rf $(VENV)

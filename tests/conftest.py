@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from dependency_checks import torchaudio_problem
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -15,6 +16,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # A torch/torchaudio pair that does not load is one line, not a page of import errors.
+    problem = torchaudio_problem()
+    if problem is not None:
+        raise pytest.UsageError(problem)
     torch.set_num_threads(min(2, torch.get_num_threads()))
 
 

@@ -3,8 +3,8 @@
 The eager stream (:class:`~seqflow.nn.wavenet.WaveNetStream`) runs one column of a WaveNet as
 a few dozen PyTorch operations per step; at small batches their dispatch, not the arithmetic,
 is the cost. For one channel (``C = 1``, mono audio) this module runs the same computation as
-one numba-compiled loop over time steps (`numba <https://numba.pydata.org>`_, installed with
-librosa): per step it reads the ring of past block inputs, evaluates every block, the skips
+one numba-compiled loop over time steps (`numba <https://numba.pydata.org>`_, a declared
+dependency): per step it reads the ring of past block inputs, evaluates every block, the skips
 and the head, applies the affine map of the flow layer, and writes the ring back. It is
 used without gradient recording, on CPU, in float32 or float64 (see
 :data:`seqflow.nn.wavenet.STEP_MODES`); the eager stream is the reference it is tested against.
@@ -25,12 +25,12 @@ import numpy as np
 
 try:
     from numba import njit
-except ImportError:  # pragma: no cover - numba comes with librosa; eager streaming remains
+except ImportError:  # pragma: no cover - numba is declared; without it eager streaming remains
     njit = None
 
 
 def available() -> bool:
-    """Whether numba can be imported (it is a dependency of librosa)."""
+    """Whether numba can be imported (declared in pyproject.toml; the eager stream runs without)."""
     return njit is not None
 
 

@@ -76,8 +76,10 @@ def test_flow_length_explicit_or_from_context():
     x, log_prob = flow.sample_and_log_prob(3, context)  # 8 frames x 4 samples per frame
     assert x.shape == (3, 1, 32)
     torch.testing.assert_close(flow.log_prob(x, context), log_prob, rtol=1e-4, atol=1e-3)
-    plain = Flow(tiny(SequenceIAF, 2), StandardNormal(2))
-    assert plain.sample(2, length=7).shape == (2, 2, 7)
+    plain = Flow(tiny(SequenceIAF, 2), StandardNormal(2)).double()
+    x_plain, log_prob_plain = plain.sample_and_log_prob(2, length=7)  # one pass; log_prob streams
+    assert x_plain.shape == (2, 2, 7)
+    torch.testing.assert_close(plain.log_prob(x_plain), log_prob_plain, rtol=1e-10, atol=1e-10)
     with pytest.raises(ValueError, match="needs length="):
         plain.sample(2)
 
@@ -91,9 +93,22 @@ def test_iaf_sample_and_log_prob_is_one_pass_and_consistent():
 
 
 def test_global_only_context_and_lstm():
+    """An LSTM SequenceMAF conditioned on global ids only (float64): the streamed inverse undoes
+    the one pass, the log-det is the autograd Jacobian's, and an id changes only its own row."""
     layer = SequenceMAF(2, conditioner="lstm", hidden_features=4, head_features=4, num_global_ids=5)
-    z, _ = layer(torch.randn(3, 2, 9), torch.tensor([0, 4, 2]))
+    layer = perturb(layer, 0.3, seed=3).double().eval()
+    ids = torch.tensor([0, 4, 2])
+    x = torch.randn(3, 2, 9, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    z, logdet = layer(x, ids)
     assert z.shape == (3, 2, 9)
+    back, logdet_back = layer.inverse(z, ids)
+    torch.testing.assert_close(back, x)
+    torch.testing.assert_close(logdet_back, -logdet)
+    expected = jacobian_logabsdet(lambda v: layer(v, ids[1:2])[0], x[1:2])
+    torch.testing.assert_close(logdet[1], expected)
+    z_other, _ = layer(x, torch.tensor([0, 3, 2]))
+    torch.testing.assert_close(z_other[[0, 2]], z[[0, 2]])
+    assert (z_other[1] - z[1]).abs().max() > 1e-3  # the id enters the map
 
 
 def test_errors_name_shapes():

@@ -55,9 +55,15 @@ def test_log_det_matches_autograd_jacobian_float64(channels, factor):
 
 
 def test_sample_length_from_mel_and_errors():
-    flow = Flow(WaveGlow(1, 4, 2, cond_channels=3, upsample_factor=8, residual_channels=4,
-                                 blocks=2).eval(), StandardNormal(1))
-    assert flow.sample(2, torch.randn(2, 3, 5)).shape == (2, 1, 40)
+    """The sample length comes from the mel (5 frames x 8); the density of a sample, read back
+    through the other direction, is the one it was drawn with (float64)."""
+    transform = WaveGlow(1, 4, 2, cond_channels=3, upsample_factor=8, residual_channels=4,
+                         blocks=2)
+    flow = Flow(perturb(transform, 0.2), StandardNormal(1)).double().eval()
+    mel = torch.randn(2, 3, 5, dtype=torch.float64)
+    x, log_prob = flow.sample_and_log_prob(2, mel)
+    assert x.shape == (2, 1, 40)
+    torch.testing.assert_close(flow.log_prob(x, mel), log_prob, rtol=1e-10, atol=1e-10)
     with pytest.raises(ValueError, match="divisible by 4"):
         flow.transform(torch.zeros(1, 1, 10), torch.zeros(1, 3, 5))
     with pytest.raises(ValueError, match="local features were not given"):
