@@ -36,7 +36,7 @@ from seqflow.nn.context import Context
 from seqflow.nn.streaming import progress_hook
 from seqflow.nn.threads import streaming_threads
 from seqflow.transforms.base import Transform, sum_except_batch
-from seqflow.transforms.elementwise import bound_log_scale
+from seqflow.transforms.elementwise import LOG_SCALE_BOUND, bound_log_scale
 
 
 def affine(y: Tensor, shift: Tensor, log_scale: Tensor, generate: bool) -> Tensor:
@@ -61,7 +61,8 @@ class AutoregressiveAffine(Transform):
         features: size of axis 1 (features or channels).
         conditioner_side: ``"data"`` for MAF, ``"noise"`` for IAF.
         log_scale_bound: ``s`` is bounded to ``(-bound, bound)`` by
-            :func:`~seqflow.transforms.soft_clamp`, or from above when a floor is given.
+            :func:`~seqflow.transforms.soft_clamp`, or from above when a floor is given;
+            default :data:`~seqflow.transforms.elementwise.LOG_SCALE_BOUND` (6).
         log_scale_floor: None (symmetric bound), or a negative lower limit of ``s``
             (:func:`~seqflow.transforms.elementwise.floored_log_scale`).
         context_features: size of axis 1 of a vector context, or None (sequence conditioners
@@ -74,7 +75,7 @@ class AutoregressiveAffine(Transform):
         conditioner: nn.Module,
         features: int,
         conditioner_side: Literal["data", "noise"],
-        log_scale_bound: float = 6.0,
+        log_scale_bound: float = LOG_SCALE_BOUND,
         context_features: int | None = None,
         sequence: bool = False,
         log_scale_floor: float | None = None,
