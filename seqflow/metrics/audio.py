@@ -58,33 +58,34 @@ def _check_waveforms(pred: Tensor, target: Tensor, n_fft: int) -> None:
         )
 
 
-def _check_stft_args(n_fft: int, hop: int, win_length: int) -> None:
-    if n_fft < 2 or hop < 1 or not 1 <= win_length <= n_fft:
+def _check_stft_args(n_fft: int, hop_length: int, win_length: int) -> None:
+    if n_fft < 2 or hop_length < 1 or not 1 <= win_length <= n_fft:
         raise ValueError(
-            f"need n_fft >= 2, hop >= 1 and 1 <= win_length <= n_fft; "
-            f"got n_fft={n_fft}, hop={hop}, win_length={win_length}"
+            f"need n_fft >= 2, hop_length >= 1 and 1 <= win_length <= n_fft; "
+            f"got n_fft={n_fft}, hop_length={hop_length}, win_length={win_length}"
         )
 
 
-def power_spectrogram(x: Tensor, n_fft: int, hop: int, win_length: int | None = None) -> Tensor:
+def power_spectrogram(x: Tensor, n_fft: int, hop_length: int, win_length: int | None = None
+                      ) -> Tensor:
     """Squared STFT magnitude ``|X(t, f)|^2`` with a periodic Hann window and centred frames.
 
     Args:
         x: waveforms ``(batch, time)``.
         n_fft: FFT size; the window of ``win_length`` samples is zero-padded to it in the middle.
-        hop: frame shift in samples.
+        hop_length: frame shift in samples.
         win_length: window length, ``n_fft`` when ``None``.
 
     Returns:
-        ``(batch, n_fft // 2 + 1, 1 + time // hop)`` power spectrogram.
+        ``(batch, n_fft // 2 + 1, 1 + time // hop_length)`` power spectrogram.
     """
     win_length = n_fft if win_length is None else win_length
-    _check_stft_args(n_fft, hop, win_length)
+    _check_stft_args(n_fft, hop_length, win_length)
     window = torch.hann_window(win_length, periodic=True, dtype=x.dtype, device=x.device)
     spec = torch.stft(
         x,
         n_fft=n_fft,
-        hop_length=hop,
+        hop_length=hop_length,
         win_length=win_length,
         window=window,
         center=True,
@@ -101,7 +102,7 @@ class STFTLossTerms:
     Attributes:
         spectral_convergence: ``(resolutions, batch)``.
         log_magnitude: ``(resolutions, batch)``.
-        resolutions: the ``(n_fft, hop, win_length)`` triples, in row order.
+        resolutions: the ``(n_fft, hop_length, win_length)`` triples, in row order.
     """
 
     spectral_convergence: Tensor
@@ -115,13 +116,14 @@ class STFTLossTerms:
 
 
 def _check_resolutions(resolutions: Sequence[Resolution]) -> tuple[Resolution, ...]:
-    """``resolutions`` as a tuple of int ``(n_fft, hop, win_length)`` triples, or a one-line
+    """``resolutions`` as a tuple of int ``(n_fft, hop_length, win_length)`` triples, or a one-line
     ``ValueError``."""
     resolutions = tuple(tuple(int(v) for v in r) for r in resolutions)
     if not resolutions:
-        raise ValueError("resolutions is empty; give (n_fft, hop, win_length) triples")
+        raise ValueError("resolutions is empty; give (n_fft, hop_length, win_length) triples")
     if any(len(r) != 3 for r in resolutions):
-        raise ValueError(f"resolutions must be (n_fft, hop, win_length) triples, got {resolutions}")
+        raise ValueError(f"resolutions must be (n_fft, hop_length, win_length) triples, got "
+                         f"{resolutions}")
     return resolutions
 
 
@@ -145,7 +147,7 @@ def multi_resolution_stft_terms(
     Args:
         pred: predicted waveforms ``(batch, time)``.
         target: reference waveforms ``(batch, time)``.
-        resolutions: ``(n_fft, hop, win_length)`` triples.
+        resolutions: ``(n_fft, hop_length, win_length)`` triples.
         eps: floor on the squared magnitude.
 
     Returns:
@@ -155,10 +157,10 @@ def multi_resolution_stft_terms(
     if eps <= 0:
         raise ValueError(f"eps must be positive, got {eps}")
     sc_terms, mag_terms = [], []
-    for n_fft, hop, win_length in resolutions:
+    for n_fft, hop_length, win_length in resolutions:
         _check_waveforms(pred, target, n_fft)
-        mag_pred = power_spectrogram(pred, n_fft, hop, win_length).clamp_min(eps).sqrt()
-        mag_target = power_spectrogram(target, n_fft, hop, win_length).clamp_min(eps).sqrt()
+        mag_pred = power_spectrogram(pred, n_fft, hop_length, win_length).clamp_min(eps).sqrt()
+        mag_target = power_spectrogram(target, n_fft, hop_length, win_length).clamp_min(eps).sqrt()
         numerator = torch.linalg.vector_norm(mag_target - mag_pred, dim=(1, 2))
         denominator = torch.linalg.vector_norm(mag_target, dim=(1, 2))
         sc_terms.append(numerator / denominator)
@@ -183,7 +185,7 @@ def multi_resolution_stft_loss(
     Args:
         pred: predicted waveforms ``(batch, time)``.
         target: reference waveforms ``(batch, time)``.
-        resolutions: ``(n_fft, hop, win_length)`` triples.
+        resolutions: ``(n_fft, hop_length, win_length)`` triples.
         eps: floor on the squared magnitude.
 
     Returns:
@@ -214,7 +216,7 @@ def average_power_distance(
     Args:
         pred: predicted waveforms ``(batch, time)``.
         target: reference waveforms ``(batch, time)``.
-        resolutions: ``(n_fft, hop, win_length)`` triples.
+        resolutions: ``(n_fft, hop_length, win_length)`` triples.
         eps: floor added to the averaged power before the log (> 0).
 
     Returns:
@@ -229,10 +231,10 @@ def average_power_distance(
     if not (math.isfinite(eps) and eps > 0):
         raise ValueError(f"average_power_distance: eps must be finite and positive, got {eps}")
     terms = []
-    for n_fft, hop, win_length in resolutions:
+    for n_fft, hop_length, win_length in resolutions:
         _check_waveforms(pred, target, n_fft)
-        phi_pred = power_spectrogram(pred, n_fft, hop, win_length).mean(-1)
-        phi_target = power_spectrogram(target, n_fft, hop, win_length).mean(-1)
+        phi_pred = power_spectrogram(pred, n_fft, hop_length, win_length).mean(-1)
+        phi_target = power_spectrogram(target, n_fft, hop_length, win_length).mean(-1)
         terms.append(((phi_pred + eps).log() - (phi_target + eps).log()).square().mean(-1))
     return torch.stack(terms).mean(0)
 
@@ -241,7 +243,7 @@ def log_spectral_distance(
     pred: Tensor,
     target: Tensor,
     n_fft: int,
-    hop: int,
+    hop_length: int,
     win_length: int | None = None,
     eps: float = 1e-10,
 ) -> Tensor:
@@ -255,7 +257,7 @@ def log_spectral_distance(
         pred: predicted waveforms ``(batch, time)``.
         target: reference waveforms ``(batch, time)``.
         n_fft: FFT size.
-        hop: frame shift in samples.
+        hop_length: frame shift in samples.
         win_length: window length, ``n_fft`` when ``None``.
         eps: floor on the power (``1e-10`` is -100 dB).
 
@@ -265,8 +267,10 @@ def log_spectral_distance(
     _check_waveforms(pred, target, n_fft)
     if eps <= 0:
         raise ValueError(f"eps must be positive, got {eps}")
-    db_pred = 10.0 * torch.log10(power_spectrogram(pred, n_fft, hop, win_length).clamp_min(eps))
-    db_target = 10.0 * torch.log10(power_spectrogram(target, n_fft, hop, win_length).clamp_min(eps))
+    power_pred = power_spectrogram(pred, n_fft, hop_length, win_length)
+    power_target = power_spectrogram(target, n_fft, hop_length, win_length)
+    db_pred = 10.0 * torch.log10(power_pred.clamp_min(eps))
+    db_target = 10.0 * torch.log10(power_target.clamp_min(eps))
     per_frame = (db_target - db_pred).square().mean(dim=1).sqrt()
     return per_frame.mean(dim=1)
 
@@ -275,7 +279,7 @@ def mel_cepstra(
     x: Tensor,
     sample_rate: int,
     n_fft: int = 1024,
-    hop: int = 256,
+    hop_length: int = 256,
     n_mels: int = 80,
     n_cepstra: int = 24,
     f_min: float = 0.0,
@@ -296,7 +300,7 @@ def mel_cepstra(
         x: waveforms ``(batch, time)``.
         sample_rate: sampling rate in Hz.
         n_fft: FFT size (Hann window of ``n_fft`` samples).
-        hop: frame shift in samples.
+        hop_length: frame shift in samples.
         n_mels: number of mel bands ``M``.
         n_cepstra: number of coefficients ``D``, at most ``n_mels - 1``.
         f_min: lowest mel filter edge in Hz.
@@ -317,7 +321,7 @@ def mel_cepstra(
         raise ValueError(
             f"need 0 <= f_min < f_max <= sample_rate / 2; got f_min={f_min}, f_max={f_max}"
         )
-    power = power_spectrogram(x, n_fft, hop)
+    power = power_spectrogram(x, n_fft, hop_length)
     filters = melscale_fbanks(
         n_freqs=n_fft // 2 + 1,
         f_min=f_min,
@@ -339,7 +343,7 @@ def mel_cepstral_distortion(
     target: Tensor,
     sample_rate: int,
     n_fft: int = 1024,
-    hop: int = 256,
+    hop_length: int = 256,
     n_mels: int = 80,
     n_cepstra: int = 24,
     f_min: float = 0.0,
@@ -358,7 +362,7 @@ def mel_cepstral_distortion(
         pred: predicted waveforms ``(batch, time)``.
         target: reference waveforms ``(batch, time)``.
         sample_rate: sampling rate in Hz.
-        n_fft, hop, n_mels, n_cepstra, f_min, f_max, eps: see :func:`mel_cepstra`.
+        n_fft, hop_length, n_mels, n_cepstra, f_min, f_max, eps: see :func:`mel_cepstra`.
 
     Returns:
         ``(batch,)`` distortions in dB.
@@ -367,7 +371,7 @@ def mel_cepstral_distortion(
     kwargs = dict(
         sample_rate=sample_rate,
         n_fft=n_fft,
-        hop=hop,
+        hop_length=hop_length,
         n_mels=n_mels,
         n_cepstra=n_cepstra,
         f_min=f_min,
@@ -402,8 +406,8 @@ def f0_metrics(
     pred: np.ndarray,
     target: np.ndarray,
     sample_rate: int,
-    fmin: float = 65.0,
-    fmax: float = 1047.0,
+    f_min: float = 65.0,
+    f_max: float = 1047.0,
     frame_length: int | None = None,
     hop_length: int | None = None,
 ) -> F0Metrics:
@@ -417,9 +421,9 @@ def f0_metrics(
         pred: predicted waveform ``(time,)``.
         target: reference waveform ``(time,)``.
         sample_rate: sampling rate in Hz.
-        fmin: lowest F0 searched, Hz (65 Hz is C2).
-        fmax: highest F0 searched, Hz (1047 Hz is C6).
-        frame_length: analysis frame in samples; must hold at least two periods of ``fmin``.
+        f_min: lowest F0 searched, Hz (65 Hz is C2).
+        f_max: highest F0 searched, Hz (1047 Hz is C6).
+        frame_length: analysis frame in samples; must hold at least two periods of ``f_min``.
             ``None`` picks the smallest power of two that does.
         hop_length: frame shift, ``frame_length // 4`` when ``None``.
 
@@ -438,23 +442,23 @@ def f0_metrics(
         arrays.append(x)
     if arrays[0].shape != arrays[1].shape:
         raise ValueError(f"pred and target shapes differ: {arrays[0].shape} vs {arrays[1].shape}")
-    if not 0 < fmin < fmax <= sample_rate / 2:
+    if not 0 < f_min < f_max <= sample_rate / 2:
         raise ValueError(
-            f"need 0 < fmin < fmax <= sample_rate / 2; got fmin={fmin}, fmax={fmax}, "
+            f"need 0 < f_min < f_max <= sample_rate / 2; got f_min={f_min}, f_max={f_max}, "
             f"sample_rate={sample_rate}"
         )
     if frame_length is None:
-        frame_length = 1 << math.ceil(math.log2(2 * sample_rate / fmin + 1))
-    if frame_length <= 2 * sample_rate / fmin:
+        frame_length = 1 << math.ceil(math.log2(2 * sample_rate / f_min + 1))
+    if frame_length <= 2 * sample_rate / f_min:
         raise ValueError(
-            f"frame_length={frame_length} is shorter than two periods of fmin={fmin} Hz "
-            f"({2 * sample_rate / fmin:.0f} samples)"
+            f"frame_length={frame_length} is shorter than two periods of f_min={f_min} Hz "
+            f"({2 * sample_rate / f_min:.0f} samples)"
         )
     tracks = [
         librosa.pyin(
             x,
-            fmin=fmin,
-            fmax=fmax,
+            fmin=f_min,
+            fmax=f_max,
             sr=sample_rate,
             frame_length=frame_length,
             hop_length=hop_length,

@@ -52,7 +52,7 @@ def _score_file(task: DistillTask, cfg: Config, item: dict, seed: int, f0: bool)
     sample = terms["x"].flatten(1)
     mel_settings = cfg.data.mel
     mcd = mel_cepstral_distortion(sample, x.flatten(1), mel_settings.sample_rate,
-                                  n_fft=mel_settings.n_fft, hop=mel_settings.hop_length,
+                                  n_fft=mel_settings.n_fft, hop_length=mel_settings.hop_length,
                                   n_mels=mel_settings.n_mels,
                                   n_cepstra=min(MCD_CEPSTRA, mel_settings.n_mels - 1),
                                   f_min=mel_settings.f_min, f_max=mel_settings.f_max)

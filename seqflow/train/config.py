@@ -310,7 +310,8 @@ def stft_resolutions(text: str, key: str = "train.distill.stft_resolutions"
                      ) -> tuple[tuple[int, int, int], ...]:
     """``"512,128,512;1024,256,1024"`` -> ``((512, 128, 512), (1024, 256, 1024))``.
 
-    Each triple is ``n_fft,hop,win_length`` with ``0 < hop`` and ``0 < win_length <= n_fft``.
+    Each triple is ``n_fft,hop_length,win_length`` with ``0 < hop_length`` and
+    ``0 < win_length <= n_fft``.
 
     >>> stft_resolutions("512,128,512")
     ((512, 128, 512),)
@@ -322,8 +323,8 @@ def stft_resolutions(text: str, key: str = "train.distill.stft_resolutions"
         except ValueError:
             triple = ()
         if len(triple) != 3 or not (triple[1] > 0 and 0 < triple[2] <= triple[0]):
-            raise ConfigError(f"{key}: {part.strip()!r} is not n_fft,hop,win_length with "
-                              f"0 < hop and 0 < win_length <= n_fft (in {text!r})")
+            raise ConfigError(f"{key}: {part.strip()!r} is not n_fft,hop_length,win_length "
+                              f"with 0 < hop_length and 0 < win_length <= n_fft (in {text!r})")
         out.append(triple)
     return tuple(out)
 

@@ -50,7 +50,7 @@ def test_writes_wavs_pngs_and_metrics_of_the_right_lengths(runs, tmp_path, capsy
         pred = torch.from_numpy(audio).double()[None]
         ref = torch.from_numpy(source[: len(audio)]).double()[None]
         lsd = log_spectral_distance(pred, ref, 1024, 256)
-        mcd = mel_cepstral_distortion(pred, ref, SR, n_fft=1024, hop=256, n_mels=80,
+        mcd = mel_cepstral_distortion(pred, ref, SR, n_fft=1024, hop_length=256, n_mels=80,
                                       n_cepstra=24)
         assert record["lsd_db"] == pytest.approx(float(lsd[0]), rel=1e-6)
         assert record["mcd_db"] == pytest.approx(float(mcd[0]), rel=1e-6)

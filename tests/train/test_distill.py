@@ -240,7 +240,7 @@ def test_config_errors_are_one_line():
         ({"teacher": ""}, "train.distill.teacher: required"),
         ({"kl": "exact"}, "train.distill.kl: 'exact' is not one of closed_form, monte_carlo"),
         ({"reg_weight": -1}, "train.distill.reg_weight: must be >= 0"),
-        ({"stft_resolutions": "512,128"}, "'512,128' is not n_fft,hop,win_length"),
+        ({"stft_resolutions": "512,128"}, "'512,128' is not n_fft,hop_length,win_length"),
         ({"stft_resolutions": "512,128,1024"}, "0 < win_length <= n_fft"),
         ({"kl_weight": 0, "stft_weight": 0}, "nothing to distill"),
         ({"power_weight": -1}, "train.distill.power_weight: must be >= 0"),

@@ -120,7 +120,8 @@ class DistillTask(Task):
         kl: ``"closed_form"`` (needs per-step Gaussians of both flows) or ``"monte_carlo"``.
         kl_weight, reg_weight, stft_weight, power_weight: ``w_kl``, ``lambda``, ``w_stft``,
             ``w_pow`` (>= 0).
-        stft_resolutions: ``(n_fft, hop, win_length)`` triples of the STFT and power losses.
+        stft_resolutions: ``(n_fft, hop_length, win_length)`` triples of the STFT and power
+            losses.
         kl_warmup_steps: optimizer steps over which the KL and its regularizer ramp up
             linearly from ``1 / kl_warmup_steps`` to full weight (0: no warm-up).
 
