@@ -45,7 +45,7 @@ def forecast(csv: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     command = [sys.executable, str(SCRIPT), "--csv", str(csv), "--time-column", "month",
                "--target", "load,price", "--freq", "MS", "--context", str(C), "--horizon",
-               str(H), "--origins", str(K), "--samples", str(N), "--out", str(out),
+               str(H), "--origins", str(K), "--num-samples", str(N), "--out", str(out),
                "--config", str(ROOT / "recipes/timeseries/configs/wavenet.yaml"),
                "--baselines", "seasonal_naive", *TINY, *extra]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
