@@ -89,12 +89,12 @@ class Scaling(Elementwise):
         s, logabsdet = self._scale(z)
         return z * torch.exp(-s), -logabsdet
 
-    def check_step_affine(self, generate: bool) -> None:
+    def check_step_affine(self, inverse: bool) -> None:
         return None
 
-    def step_affine(self, u: Tensor, context=None, generate: bool = False
+    def step_affine(self, u: Tensor, context=None, inverse: bool = False
                     ) -> tuple[Tensor, Tensor, Tensor]:
         s, _ = self._scale(u)
-        log_scale = (-s if generate else s).expand_as(u)  # forward: z = x exp(s)
+        log_scale = (-s if inverse else s).expand_as(u)  # forward: z = x exp(s)
         shift = torch.zeros_like(u)
         return torch.addcmul(shift, u, torch.exp(log_scale)), shift, log_scale

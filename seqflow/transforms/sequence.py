@@ -283,10 +283,10 @@ class SequenceStack(Compose):
                              "layers (an IAF's conditioner reads the noise of the history)")
         return self.sequential(z, context, history)
 
-    def step_affine(self, u: Tensor, context: Context, generate: bool
+    def step_affine(self, u: Tensor, context: Context, inverse: bool
                     ) -> tuple[Tensor, Tensor, Tensor]:
         """:meth:`Compose.step_affine` with the local features upsampled once."""
-        return super().step_affine(u, self._sample_rate_context(context), generate)
+        return super().step_affine(u, self._sample_rate_context(context), inverse)
 
     def sequential(
         self, inputs: Tensor, context: Context = None, history: Tensor | None = None

@@ -96,13 +96,13 @@ _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 EVAL_TERMS = ("kl", "kl_mc", "reg", "stft", "power", "teacher_ll", "student_ll")
 
 
-def gaussian_steps_of(flow: nn.Module, generate: bool) -> bool:
+def gaussian_steps_of(flow: nn.Module, inverse: bool) -> bool:
     """True when ``flow`` is a :class:`Flow` with a standard-normal base whose transform has a
     one-pass per-step Gaussian in that direction (:func:`check_gaussian_steps`)."""
     if not isinstance(flow, Flow) or not isinstance(flow.base, StandardNormal):
         return False
     try:
-        check_gaussian_steps(flow.transform, generate)
+        check_gaussian_steps(flow.transform, inverse)
     except ValueError:
         return False
     return True
@@ -159,8 +159,8 @@ class DistillTask(Task):
         if not callable(getattr(teacher, "log_prob", None)):
             raise ValueError(f"DistillTask: the teacher must have log_prob, got "
                              f"{type(teacher).__name__}")
-        self.student_steps = gaussian_steps_of(student, generate=True)
-        self.teacher_steps = gaussian_steps_of(teacher, generate=False)
+        self.student_steps = gaussian_steps_of(student, inverse=True)
+        self.teacher_steps = gaussian_steps_of(teacher, inverse=False)
         need = (["kl=closed_form"] if kl == "closed_form" else []) + (
             ["reg_weight > 0"] if reg_weight > 0 else [])
         if need and not (self.student_steps and self.teacher_steps):
