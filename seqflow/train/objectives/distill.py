@@ -49,12 +49,7 @@ import torch
 from torch import Tensor, nn
 
 from seqflow.distributions import Flow, StandardNormal
-from seqflow.metrics.audio import (
-    DEFAULT_RESOLUTIONS,
-    Resolution,
-    average_power_distance,
-    multi_resolution_stft_terms,
-)
+from seqflow.metrics.audio import DEFAULT_RESOLUTIONS, PowerSpectra, Resolution
 from seqflow.train.objectives.anneal import annealed_beta
 from seqflow.train.objectives.base import Task, TaskOutput
 from seqflow.transforms.gaussian_steps import (
@@ -184,12 +179,23 @@ class DistillTask(Task):
         return self._frozen["teacher"]
 
     # ----------------------------------------------------------------------------- terms
-    def stft_distance(self, pred: Tensor, target: Tensor) -> Tensor:
-        """Per-example MR-STFT loss ``(batch,)`` of waveforms ``(batch, time)``: the mean over
-        this task's resolutions of ``L_sc + L_mag``
-        (:func:`~seqflow.metrics.audio.multi_resolution_stft_terms`)."""
-        st = multi_resolution_stft_terms(pred, target, self.stft_resolutions)
-        return (st.spectral_convergence + st.log_magnitude).mean(0)
+    def spectral_terms(self, pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """``(stft, power)``, each ``(batch,)``, of waveforms ``(batch, time)``: the MR-STFT
+        loss (the mean over this task's resolutions of ``L_sc + L_mag``) and the power loss
+        (:func:`~seqflow.metrics.audio.average_power_distance`), from one STFT per resolution
+        and signal (:class:`~seqflow.metrics.audio.PowerSpectra`); a term whose weight is 0 is
+        zeros, and with both weights 0 no STFT is computed."""
+        zeros = pred.new_zeros(pred.shape[0])
+        if self.stft_weight == 0 and self.power_weight == 0:
+            return zeros, zeros
+        spectra = PowerSpectra.of(pred, target, self.stft_resolutions)
+        stft = power = zeros
+        if self.stft_weight > 0:
+            st = spectra.stft_terms()
+            stft = (st.spectral_convergence + st.log_magnitude).mean(0)
+        if self.power_weight > 0:
+            power = spectra.average_power_distance()
+        return stft, power
 
     def kl_ramp(self) -> float:
         """The warm-up factor ``r`` of the KL and its regularizer at ``self.step``: the linear
@@ -226,15 +232,7 @@ class DistillTask(Task):
             reg = (student_g.log_scale - teacher_g.log_scale).square().flatten(1).mean(1)
         else:
             reg = torch.zeros_like(kl)
-        if self.stft_weight > 0:
-            stft = self.stft_distance(x.flatten(1), target.flatten(1))
-        else:
-            stft = torch.zeros_like(kl)
-        if self.power_weight > 0:
-            power = average_power_distance(x.flatten(1), target.flatten(1),
-                                           self.stft_resolutions)
-        else:
-            power = torch.zeros_like(kl)
+        stft, power = self.spectral_terms(x.flatten(1), target.flatten(1))
         ramp = self.kl_ramp() if self.training else 1.0
         loss = (ramp * (self.kl_weight * kl + self.reg_weight * reg) + self.stft_weight * stft
                 + self.power_weight * power)
