@@ -49,3 +49,58 @@ def test_direction_is_one_word_inverse() -> None:
         names = _parameters(fn)
         assert "inverse" in names, fn.__qualname__
         assert not names & {"generate", "direction", "sampling", "scoring"}, fn.__qualname__
+
+
+OLD_SPELLINGS = {
+    "hop": "hop_length", "fmin": "f_min", "fmax": "f_max", "win": "win_length",
+    "num": "num_samples", "generate": "inverse",
+}
+
+
+def _public_callables():
+    """Every public function, method and class constructor defined in a seqflow module."""
+    import importlib
+    import pkgutil
+
+    import seqflow
+
+    for info in pkgutil.walk_packages(seqflow.__path__, "seqflow."):
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        for name, obj in vars(module).items():
+            if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
+                continue
+            if inspect.isfunction(obj):
+                yield f"{module.__name__}.{name}", obj
+            elif inspect.isclass(obj):
+                for attr, member in vars(obj).items():
+                    if inspect.isfunction(member) and (attr == "__init__"
+                                                       or not attr.startswith("_")):
+                        yield f"{module.__name__}.{name}.{attr}", member
+
+
+def test_old_spellings_are_gone_from_public_signatures() -> None:
+    found = [f"{where}({parameter} -> {OLD_SPELLINGS[parameter]})"
+             for where, fn in _public_callables()
+             for parameter in _parameters(fn) if parameter in OLD_SPELLINGS]
+    assert not found, found
+
+
+def test_forecasting_and_timeseries_never_call_the_horizon_steps() -> None:
+    found = [where for where, fn in _public_callables()
+             if where.startswith(("seqflow.forecasting", "seqflow.data.timeseries"))
+             and "steps" in _parameters(fn)]
+    assert not found, found
+
+
+def test_audio_and_sample_count_spellings() -> None:
+    from seqflow.metrics import audio
+    from seqflow.train import inference
+
+    assert {"hop_length", "win_length"} <= _parameters(audio.power_spectrogram)
+    assert "hop_length" in _parameters(audio.log_spectral_distance)
+    assert {"hop_length", "f_min", "f_max"} <= _parameters(audio.mel_cepstral_distortion)
+    assert {"f_min", "f_max", "hop_length"} <= _parameters(audio.f0_metrics)
+    for fn in (inference.sample_run, inference.sample_chunks, inference.write_sample_chunks):
+        assert "num_samples" in _parameters(fn)
