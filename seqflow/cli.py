@@ -42,9 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, metavar="DIR",
                    help="speech runs: score every audio file of DIR instead of a split")
 
-    p = sub.add_parser("sample", help="draw samples from a run's model")
+    # allow_abbrev=False: the old --num (a prefix of --num-samples) is an unknown argument
+    p = sub.add_parser("sample", help="draw samples from a run's model", allow_abbrev=False)
     p.add_argument("run", help="run directory written by seqflow train")
-    p.add_argument("--num", type=int, default=None, help="number of samples")
+    p.add_argument("--num-samples", type=int, default=None, metavar="N",
+                   help="number of samples to draw")
     p.add_argument("--length", type=int, default=None,
                    help="samples per sequence (unconditional sequence models)")
     p.add_argument("--out", required=True,
@@ -177,19 +179,20 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     from seqflow.train import sample_chunks, write_sample_chunks
 
     if args.mel_from is not None:
-        if args.num is not None or args.length is not None:
-            raise ValueError("--mel-from draws one waveform as long as the file; drop --num "
-                             "and --length")
+        if args.num_samples is not None or args.length is not None:
+            raise ValueError("--mel-from draws one waveform as long as the file; drop "
+                             "--num-samples and --length")
         result = sample_from_mel_file(args.run, args.mel_from, args.out, args.seed,
                                       args.weights)
         print(f"seqflow sample: streamed {result['seconds_of_audio']:.2f} s of audio in "
               f"{result['seconds']:.1f} s (real-time factor {result['rtf']:.2f}); wrote "
               f"{result['out']} and {result['png']}")
         return 0
-    if args.num is None:
-        raise ValueError("give --num (or --mel-from FILE for a speech run)")
-    chunks = sample_chunks(args.run, args.num, args.seed, args.weights, args.length, args.chunk)
-    shape = write_sample_chunks(chunks, args.num, args.out)
+    if args.num_samples is None:
+        raise ValueError("give --num-samples (or --mel-from FILE for a speech run)")
+    chunks = sample_chunks(args.run, args.num_samples, args.seed, args.weights, args.length,
+                           args.chunk)
+    shape = write_sample_chunks(chunks, args.num_samples, args.out)
     print(f"seqflow sample: wrote {shape} samples to {args.out}")
     return 0
 

@@ -43,7 +43,7 @@ def test_train_eval_sample_round_trip(tmp_path, capsys):
     assert printed["nll"] < base_nll - 0.2, (printed["nll"], base_nll)  # it learned something
 
     samples = tmp_path / "samples.npy"
-    assert cli.main(["sample", str(run), "--num", "64", "--out", str(samples)]) == 0
+    assert cli.main(["sample", str(run), "--num-samples", "64", "--out", str(samples)]) == 0
     array = np.load(samples)
     assert array.shape == (64, 2) and np.isfinite(array).all()
 
@@ -111,3 +111,15 @@ def test_python_dash_m_exits_nonzero_without_traceback(tmp_path):
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert done.stderr.strip() == f"seqflow train: error: config file not found: {tmp_path}/x.yaml"
+
+
+@pytest.mark.parametrize("old", ["--num", "--num=4", "--num-sample"])
+def test_sample_count_flag_is_num_samples_only(tmp_path, capsys, old):
+    """``--num-samples`` is the one spelling: the old ``--num`` (and any other prefix) is
+    argparse's unrecognized-argument error, not an abbreviation."""
+    argv = ["sample", str(tmp_path), old, *([] if "=" in old else ["4"]), "--out",
+            str(tmp_path / "s.npy")]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments" in capsys.readouterr().err

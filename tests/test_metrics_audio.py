@@ -146,7 +146,7 @@ def test_mcd_matches_librosa_mel_and_scipy_dct() -> None:
         torch.from_numpy(target),
         SAMPLE_RATE,
         n_fft=n_fft,
-        hop=hop,
+        hop_length=hop,
         n_mels=n_mels,
         n_cepstra=n_cep,
     )
@@ -168,7 +168,7 @@ def test_mcd_with_all_cepstra_is_band_std_of_db_difference() -> None:
         torch.from_numpy(target),
         SAMPLE_RATE,
         n_fft=n_fft,
-        hop=hop,
+        hop_length=hop,
         n_mels=n_mels,
         n_cepstra=n_mels - 1,
     )

@@ -58,6 +58,6 @@ def test_invalid_arguments_raise() -> None:
     with pytest.raises(ValueError, match="shapes differ"):
         f0_metrics(tone, tone[:-1], SAMPLE_RATE)
     with pytest.raises(ValueError, match="two periods"):
-        f0_metrics(tone, tone, SAMPLE_RATE, fmin=65.0, frame_length=256)
+        f0_metrics(tone, tone, SAMPLE_RATE, f_min=65.0, frame_length=256)
     with pytest.raises(ValueError, match=r"\(time,\)"):
         f0_metrics(tone[None], tone[None], SAMPLE_RATE)

@@ -194,7 +194,7 @@ def test_bad_input_is_named(call, match):
     assert "\n" not in str(err.value)
 
 
-# --- item 7: sampling keeps no autograd graph; huge --num streams to disk --------------------
+# --- item 7: sampling keeps no autograd graph; huge --num-samples streams to disk -----------------
 def test_sequence_sampling_keeps_no_graph_unless_reparameterized():
     flow = Flow(_seq(), StandardNormal(1))
     assert not flow.sample(2, length=16).requires_grad

@@ -82,16 +82,16 @@ def lpc_residual(x: np.ndarray, coefs: np.ndarray) -> np.ndarray:
     return x - prediction
 
 
-def frame_log_rms(x: np.ndarray, hop: int) -> np.ndarray:
-    """``log(rms_f + 2^-15)`` of each frame of ``hop`` samples, repeated per sample ``(T,)``
+def frame_log_rms(x: np.ndarray, hop_length: int) -> np.ndarray:
+    """``log(rms_f + 2^-15)`` of each frame of ``hop_length`` samples, repeated per sample ``(T,)``
     (a last partial frame uses its own samples)."""
-    frames = -(-len(x) // hop)
-    padded = np.zeros(frames * hop)
+    frames = -(-len(x) // hop_length)
+    padded = np.zeros(frames * hop_length)
     padded[: len(x)] = x
-    counts = np.full(frames, float(hop))
-    counts[-1] = len(x) - (frames - 1) * hop
-    rms = np.sqrt((padded.reshape(frames, hop) ** 2).sum(axis=1) / counts)
-    return np.repeat(np.log(rms + RMS_FLOOR), hop)[: len(x)]
+    counts = np.full(frames, float(hop_length))
+    counts[-1] = len(x) - (frames - 1) * hop_length
+    rms = np.sqrt((padded.reshape(frames, hop_length) ** 2).sum(axis=1) / counts)
+    return np.repeat(np.log(rms + RMS_FLOOR), hop_length)[: len(x)]
 
 
 @dataclass
@@ -136,18 +136,18 @@ class AdaptiveLPC:
     coefs: np.ndarray
     alpha: float
     beta: float
-    hop: int
+    hop_length: int
 
     @property
     def name(self) -> str:
         return f"adaptive-lpc-{len(self.coefs)}"
 
     @classmethod
-    def fit(cls, signals: list[np.ndarray], lpc: LPC, hop: int,
+    def fit(cls, signals: list[np.ndarray], lpc: LPC, hop_length: int,
             iterations: int = 100) -> AdaptiveLPC:
         """Newton's method on ``sum_t [alpha + beta u_t + e_t^2 exp(-2 (alpha + beta u_t)) / 2]``
         (convex in ``(alpha, beta)``), from ``beta = 0`` and the global scale."""
-        u = np.concatenate([frame_log_rms(x, hop) for x in signals])
+        u = np.concatenate([frame_log_rms(x, hop_length) for x in signals])
         e2 = np.concatenate([lpc_residual(x, lpc.coefs) ** 2 for x in signals])
         theta = np.array([lpc.log_sigma, 0.0])
         design = np.stack([np.ones_like(u), u], axis=1)
@@ -159,19 +159,19 @@ class AdaptiveLPC:
             theta = theta - step
             if np.abs(step).max() < 1e-10:
                 break
-        return cls(lpc.coefs, float(theta[0]), float(theta[1]), hop)
+        return cls(lpc.coefs, float(theta[0]), float(theta[1]), hop_length)
 
     def log_prob(self, x: np.ndarray) -> float:
-        log_sigma = self.alpha + self.beta * frame_log_rms(x, self.hop)
+        log_sigma = self.alpha + self.beta * frame_log_rms(x, self.hop_length)
         return gaussian_log_prob(lpc_residual(x, self.coefs), log_sigma)
 
 
-def fit_all(signals: list[np.ndarray], hop: int) -> list:
+def fit_all(signals: list[np.ndarray], hop_length: int) -> list:
     """The i.i.d. Gaussian, LPC(p) for p in ``ORDERS`` and the adaptive LPC of each order."""
     models: list = [IIDGaussian.fit(signals)]
     for order in ORDERS:
         lpc = LPC.fit(signals, order)
-        models += [lpc, AdaptiveLPC.fit(signals, lpc, hop)]
+        models += [lpc, AdaptiveLPC.fit(signals, lpc, hop_length)]
     return models
 
 

@@ -98,7 +98,7 @@ def spoken_text(transcript: str) -> str:
     return " ".join(_ANNOTATION.sub(" ", transcript).split())
 
 
-def spectral_flatness(audio: np.ndarray, n_fft: int = 512, hop: int = 128,
+def spectral_flatness(audio: np.ndarray, n_fft: int = 512, hop_length: int = 128,
                       active_db: float = 20.0) -> np.ndarray:
     """Flatness of each active frame of ``audio`` ``(time,)``: geometric / arithmetic mean of the
     periodic-Hann power spectrum. Active frames are within ``active_db`` of the loudest."""
@@ -106,7 +106,7 @@ def spectral_flatness(audio: np.ndarray, n_fft: int = 512, hop: int = 128,
     if audio.shape[0] < n_fft:
         audio = np.pad(audio, (0, n_fft - audio.shape[0]))
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
-    frames = np.lib.stride_tricks.sliding_window_view(audio, n_fft)[::hop] * window
+    frames = np.lib.stride_tricks.sliding_window_view(audio, n_fft)[::hop_length] * window
     power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
     energy = power.sum(axis=1)
     if energy.max() <= 0:

@@ -30,7 +30,7 @@ seen exactly the steps before it (statsmodels ``smooth`` with the fitted initial
 frequency unit.
 
     python recipes/timeseries/baselines.py --data data/timeseries --series co2 \\
-        --context 104 --horizon 52 --origins 3 --samples 100
+        --context 104 --horizon 52 --origins 3 --num-samples 100
 """
 
 from __future__ import annotations
@@ -354,7 +354,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--context", type=int, required=True)
     parser.add_argument("--horizon", type=int, required=True)
     parser.add_argument("--origins", type=int, required=True)
-    parser.add_argument("--samples", type=int, default=100)
+    parser.add_argument("--num-samples", type=int, default=100, metavar="N")
     parser.add_argument("--baselines", nargs="+", default=list(BASELINES), choices=BASELINES)
     parser.add_argument("--fit-window", type=int, default=None,
                         help="ets/arima: estimate on the last steps before the first origin")
@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             kwargs["fit_window"] = args.fit_window
         began = time.perf_counter()
         try:
-            samples = BASELINES[name](series, origins, args.horizon, args.samples, **kwargs)
+            samples = BASELINES[name](series, origins, args.horizon, args.num_samples, **kwargs)
         except BaselineUnavailable as skipped:
             print(skipped, flush=True)
             continue

@@ -2,7 +2,7 @@
 
     python recipes/timeseries/forecast.py --csv data/timeseries/sunspots.csv \\
         --time-column date --target sunactivity --freq YS --context 60 --horizon 11 \\
-        --origins 10 --samples 200 --out runs/sunspots-wavenet \\
+        --origins 10 --num-samples 200 --out runs/sunspots-wavenet \\
         --config recipes/timeseries/configs/wavenet.yaml
 
 The protocol (:func:`seqflow.data.timeseries.backtest_windows`): the last ``K * H``
@@ -218,7 +218,8 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--context", type=int, required=True)
     p.add_argument("--horizon", type=int, required=True)
     p.add_argument("--origins", type=int, required=True)
-    p.add_argument("--samples", type=int, required=True)
+    p.add_argument("--num-samples", type=int, required=True, metavar="N",
+                   help="sample paths per origin (at least 2)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--config", type=Path, default=None)
     p.add_argument("--set", dest="overrides", action="append", default=[],
@@ -231,8 +232,8 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--seed", type=int, default=0, help="seed of the forecast noise")
     p.add_argument("--name", default=None, help="label in metrics.json and the chart")
     args = p.parse_args(argv)
-    if args.samples < 2:
-        p.error("--samples must be at least 2")
+    if args.num_samples < 2:
+        p.error("--num-samples must be at least 2")
     return args
 
 
@@ -265,7 +266,7 @@ def main(argv: list[str] | None = None) -> dict:
     flow = build_flow(cfg.model)
     info = load_weights(args.out / "run", flow)
     began = time.perf_counter()
-    samples = backtest_forecasts(flow, split["test"], args.samples, seed=args.seed)
+    samples = backtest_forecasts(flow, split["test"], args.num_samples, seed=args.seed)
     sample_seconds = time.perf_counter() - began
 
     values, observed = truth(series, origins, args.horizon)
@@ -290,8 +291,8 @@ def main(argv: list[str] | None = None) -> dict:
             kwargs["context"] = args.context
         began = time.perf_counter()
         try:
-            paths = baselines.BASELINES[baseline](series, origins, args.horizon, args.samples,
-                                                  **kwargs)
+            paths = baselines.BASELINES[baseline](series, origins, args.horizon,
+                                                  args.num_samples, **kwargs)
         except baselines.BaselineUnavailable as why:
             skipped[baseline] = str(why)
             print(why, flush=True)
@@ -305,7 +306,7 @@ def main(argv: list[str] | None = None) -> dict:
     report = {
         "series": str(args.csv), "targets": targets, "covariates": covariates,
         "freq": args.freq, "length": series.length, "context": args.context,
-        "horizon": args.horizon, "origins": args.origins, "samples": args.samples,
+        "horizon": args.horizon, "origins": args.origins, "num_samples": args.num_samples,
         "origin_steps": origins.tolist(),
         "origin_times": [str(series.times[o])[:19] for o in origins],
         "season": season, "windows": asdict(windows), "features": probe.feature_names,
@@ -315,7 +316,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     (args.out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     fan_chart(args.out / "fan_chart.png", series, origins, samples, args.context,
-              f"{args.csv.stem}: {name}, C={args.context} H={args.horizon} N={args.samples}")
+              f"{args.csv.stem}: {name}, C={args.context} H={args.horizon} N={args.num_samples}")
     _print_table(models)
     return report
 

@@ -70,8 +70,10 @@ def main(argv: list[str] | None = None) -> str:
     parts = []
     for name, entry in merge(args.metrics).items():
         meta = entry["meta"]
+        # metrics.json files written before the num_samples rename hold the count as "samples"
+        num_samples = meta["num_samples"] if "num_samples" in meta else meta["samples"]
         parts.append(f"### {name}\n\nC={meta['context']} H={meta['horizon']} "
-                     f"K={meta['origins']} N={meta['samples']}, D={len(meta['targets'])}, "
+                     f"K={meta['origins']} N={num_samples}, D={len(meta['targets'])}, "
                      f"season {meta['season']}\n\n{table(entry)}\n")
     text = "\n".join(parts)
     print(text)

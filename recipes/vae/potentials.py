@@ -164,7 +164,7 @@ def fit(target: str, flow_name: str, s: Settings, log_z: float, out: Path) -> tu
     seconds = time.perf_counter() - start
     info = load_weights(run_dir, flow, "best")
     torch.manual_seed(s.seed + 1)
-    kl, error = reverse_kl(flow, energy, log_z, samples=s.kl_samples)
+    kl, error = reverse_kl(flow, energy, log_z, num_samples=s.kl_samples)
     record = {"target": target, "flow": flow_name, "seed": s.seed, "kl": kl, "kl_se": error,
               "best_step": info["step"], "train_seconds": seconds,
               "params": sum(p.numel() for p in flow.parameters())}

@@ -556,7 +556,7 @@ class AudioUtterances(Dataset):
         self.root = corpus.root
         self.items, self.report = _drop_short(str(corpus.root), corpus.subset(paths),
                                               mel_config.min_samples, usable=hop)
-        self.hop, self.cache, self.dequantize, self.seed = hop, cache, dequantize, seed
+        self.hop_length, self.cache, self.dequantize, self.seed = hop, cache, dequantize, seed
         self.sample_rate = mel_config.sample_rate
         self.logmel = LogMel(mel_config)
 
@@ -571,7 +571,7 @@ class AudioUtterances(Dataset):
         if self.cache is None:
             return compute()
         context = self.cache.get_or_compute(path, compute)
-        if context.shape[1] != audio.shape[0] // self.hop:
+        if context.shape[1] != audio.shape[0] // self.hop_length:
             logger.warning("feature cache: %s has %d frames for %d samples; recomputing",
                            path, context.shape[1], audio.shape[0])
             context = compute()
@@ -583,7 +583,7 @@ class AudioUtterances(Dataset):
         item = self.items[index]
         path = self.root / item.path
         audio = load_audio(path, self.sample_rate)
-        audio = audio[: audio.shape[0] // self.hop * self.hop]
+        audio = audio[: audio.shape[0] // self.hop_length * self.hop_length]
         context = self._context(path, audio)
         x = dequantize(audio, item_generator(self.seed, index)) if self.dequantize else audio
         return {"x": x[None], "context": context, "index": index, "path": item.path}

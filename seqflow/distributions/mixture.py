@@ -17,7 +17,7 @@ from torch import Tensor
 
 from seqflow.distributions.base import Distribution, draw_noise
 from seqflow.nn.made import MADE
-from seqflow.transforms.elementwise import soft_clamp
+from seqflow.transforms.elementwise import LOG_SCALE_BOUND, soft_clamp
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -30,7 +30,8 @@ class MADEMoG(Distribution):
         components: Gaussians per conditional.
         hidden_features, blocks, order, residual, activation, seed: the MADE's settings.
         context_features: width of an optional context ``(batch, context_features)``.
-        log_scale_bound: each component's ``log sigma`` is ``soft_clamp(raw, bound)``.
+        log_scale_bound: each component's ``log sigma`` is ``soft_clamp(raw, bound)``; default
+            :data:`~seqflow.transforms.elementwise.LOG_SCALE_BOUND` (6).
 
     ``sample`` draws the component index (not reparameterizable in the mixture weights);
     the Gaussian draw is reparameterized.
@@ -53,7 +54,7 @@ class MADEMoG(Distribution):
         order: str | Sequence[int] | Tensor = "natural",
         residual: bool = False,
         activation: str = "relu",
-        log_scale_bound: float = 6.0,
+        log_scale_bound: float = LOG_SCALE_BOUND,
         seed: int | None = None,
     ):
         super().__init__(features)

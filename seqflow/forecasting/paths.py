@@ -78,8 +78,8 @@ def stream_continuations(
     if history.dim() != 3 or noise.dim() != 3 or noise.shape[:2] != history.shape[:2]:
         raise ValueError(f"history (batch, D, C) and noise (batch, D, H) must agree on batch "
                          f"and D, got {tuple(history.shape)} and {tuple(noise.shape)}")
-    batch, _, steps = history.shape
-    length = steps + noise.shape[-1]
+    batch, _, C = history.shape
+    length = C + noise.shape[-1]
     if context is not None and (context.dim() != 3 or context.shape[0] != batch
                                 or context.shape[-1] != length):
         raise ValueError(f"context must be (batch={batch}, F, C + H = {length}), got "
@@ -120,10 +120,10 @@ def sample_continuations(
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     if history.dim() != 3:
         raise ValueError(f"history must be (batch, D, C), got {tuple(history.shape)}")
-    batch, channels, steps = history.shape
+    batch, channels, C = history.shape
     if context is not None and (context.dim() != 3 or context.shape[0] != batch
-                                or context.shape[-1] != steps + horizon):
-        raise ValueError(f"context must be (batch={batch}, F, C + H = {steps + horizon}), got "
+                                or context.shape[-1] != C + horizon):
+        raise ValueError(f"context must be (batch={batch}, F, C + H = {C + horizon}), got "
                          f"{tuple(context.shape)}")
     ref = next(flow.parameters())
     repeated = history.repeat_interleave(num_samples, dim=0).to(ref)

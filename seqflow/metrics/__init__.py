@@ -6,6 +6,8 @@ model side of seqflow (transforms, distributions, training).
 
 from seqflow.metrics.audio import (
     F0Metrics,
+    PowerSpectra,
+    SpeechQuality,
     STFTLossTerms,
     average_power_distance,
     f0_metrics,
@@ -15,6 +17,7 @@ from seqflow.metrics.audio import (
     multi_resolution_stft_loss,
     multi_resolution_stft_terms,
     power_spectrogram,
+    speech_quality,
 )
 from seqflow.metrics.forecast import (
     ForecastMetrics,
@@ -32,7 +35,9 @@ from seqflow.metrics.forecast import (
 __all__ = [
     "F0Metrics",
     "ForecastMetrics",
+    "PowerSpectra",
     "STFTLossTerms",
+    "SpeechQuality",
     "average_power_distance",
     "crps",
     "crps_sum",
@@ -50,4 +55,5 @@ __all__ = [
     "power_spectrogram",
     "seasonal_mase",
     "seasonal_scale",
+    "speech_quality",
 ]

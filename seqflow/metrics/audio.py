@@ -1,7 +1,11 @@
 """Waveform quality metrics for vocoders: multi-resolution STFT loss, LSD, MCD and F0 errors.
 
-The STFT-based functions take batched waveforms of shape ``(batch, time)`` as torch tensors and
-are differentiable; :func:`f0_metrics` takes single numpy waveforms and returns floats. Every
+:func:`speech_quality` is the one speech-quality record (:class:`SpeechQuality`, one key set,
+one fixed choice of analysis settings) that every caller reports. The STFT-based functions
+take batched waveforms of shape ``(batch, time)`` as torch tensors and are differentiable;
+:class:`PowerSpectra` computes the STFTs of a prediction and its reference once, for callers
+that derive several terms from them; :func:`f0_metrics` takes single numpy waveforms and
+returns floats. Every
 spectrogram is computed with a periodic Hann window and centred frames (reflect padding of
 ``n_fft // 2`` on both sides), so ``time`` must exceed ``n_fft // 2``.
 
@@ -24,6 +28,7 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -58,33 +63,34 @@ def _check_waveforms(pred: Tensor, target: Tensor, n_fft: int) -> None:
         )
 
 
-def _check_stft_args(n_fft: int, hop: int, win_length: int) -> None:
-    if n_fft < 2 or hop < 1 or not 1 <= win_length <= n_fft:
+def _check_stft_args(n_fft: int, hop_length: int, win_length: int) -> None:
+    if n_fft < 2 or hop_length < 1 or not 1 <= win_length <= n_fft:
         raise ValueError(
-            f"need n_fft >= 2, hop >= 1 and 1 <= win_length <= n_fft; "
-            f"got n_fft={n_fft}, hop={hop}, win_length={win_length}"
+            f"need n_fft >= 2, hop_length >= 1 and 1 <= win_length <= n_fft; "
+            f"got n_fft={n_fft}, hop_length={hop_length}, win_length={win_length}"
         )
 
 
-def power_spectrogram(x: Tensor, n_fft: int, hop: int, win_length: int | None = None) -> Tensor:
+def power_spectrogram(x: Tensor, n_fft: int, hop_length: int, win_length: int | None = None
+                      ) -> Tensor:
     """Squared STFT magnitude ``|X(t, f)|^2`` with a periodic Hann window and centred frames.
 
     Args:
         x: waveforms ``(batch, time)``.
         n_fft: FFT size; the window of ``win_length`` samples is zero-padded to it in the middle.
-        hop: frame shift in samples.
+        hop_length: frame shift in samples.
         win_length: window length, ``n_fft`` when ``None``.
 
     Returns:
-        ``(batch, n_fft // 2 + 1, 1 + time // hop)`` power spectrogram.
+        ``(batch, n_fft // 2 + 1, 1 + time // hop_length)`` power spectrogram.
     """
     win_length = n_fft if win_length is None else win_length
-    _check_stft_args(n_fft, hop, win_length)
+    _check_stft_args(n_fft, hop_length, win_length)
     window = torch.hann_window(win_length, periodic=True, dtype=x.dtype, device=x.device)
     spec = torch.stft(
         x,
         n_fft=n_fft,
-        hop_length=hop,
+        hop_length=hop_length,
         win_length=win_length,
         window=window,
         center=True,
@@ -101,7 +107,7 @@ class STFTLossTerms:
     Attributes:
         spectral_convergence: ``(resolutions, batch)``.
         log_magnitude: ``(resolutions, batch)``.
-        resolutions: the ``(n_fft, hop, win_length)`` triples, in row order.
+        resolutions: the ``(n_fft, hop_length, win_length)`` triples, in row order.
     """
 
     spectral_convergence: Tensor
@@ -115,14 +121,80 @@ class STFTLossTerms:
 
 
 def _check_resolutions(resolutions: Sequence[Resolution]) -> tuple[Resolution, ...]:
-    """``resolutions`` as a tuple of int ``(n_fft, hop, win_length)`` triples, or a one-line
+    """``resolutions`` as a tuple of int ``(n_fft, hop_length, win_length)`` triples, or a one-line
     ``ValueError``."""
     resolutions = tuple(tuple(int(v) for v in r) for r in resolutions)
     if not resolutions:
-        raise ValueError("resolutions is empty; give (n_fft, hop, win_length) triples")
+        raise ValueError("resolutions is empty; give (n_fft, hop_length, win_length) triples")
     if any(len(r) != 3 for r in resolutions):
-        raise ValueError(f"resolutions must be (n_fft, hop, win_length) triples, got {resolutions}")
+        raise ValueError(f"resolutions must be (n_fft, hop_length, win_length) triples, got "
+                         f"{resolutions}")
     return resolutions
+
+
+@dataclass(frozen=True)
+class PowerSpectra:
+    """Power spectrograms of a prediction and its reference at each STFT resolution.
+
+    Every spectral loss and metric of this module is a function of these spectrograms, so a
+    caller that needs several of them (the distillation loss: MR-STFT and the power loss;
+    :func:`speech_quality`: MR-STFT, LSD and MCD) computes each STFT once per resolution and
+    signal with :meth:`of` and derives the terms from it.
+
+    Attributes:
+        resolutions: the ``(n_fft, hop_length, win_length)`` triples.
+        pred, target: one ``(batch, n_fft // 2 + 1, frames)`` power spectrogram
+            (:func:`power_spectrogram`) per resolution.
+    """
+
+    resolutions: tuple[Resolution, ...]
+    pred: tuple[Tensor, ...]
+    target: tuple[Tensor, ...]
+
+    @classmethod
+    def of(cls, pred: Tensor, target: Tensor,
+           resolutions: Sequence[Resolution] = DEFAULT_RESOLUTIONS) -> PowerSpectra:
+        """One STFT of ``pred`` and one of ``target`` ``(batch, time)`` per resolution."""
+        resolutions = _check_resolutions(resolutions)
+        for n_fft, _, _ in resolutions:
+            _check_waveforms(pred, target, n_fft)
+        return cls(resolutions,
+                   tuple(power_spectrogram(pred, *r) for r in resolutions),
+                   tuple(power_spectrogram(target, *r) for r in resolutions))
+
+    def at(self, resolution: Resolution) -> tuple[Tensor, Tensor]:
+        """``(pred, target)`` power spectrograms at one of :attr:`resolutions`."""
+        resolution = tuple(int(v) for v in resolution)
+        if resolution not in self.resolutions:
+            raise ValueError(f"PowerSpectra: resolution {resolution} is not one of "
+                             f"{self.resolutions}")
+        i = self.resolutions.index(resolution)
+        return self.pred[i], self.target[i]
+
+    def stft_terms(self, eps: float = 1e-7) -> STFTLossTerms:
+        """The terms of :func:`multi_resolution_stft_terms` from these spectrograms."""
+        if eps <= 0:
+            raise ValueError(f"eps must be positive, got {eps}")
+        sc_terms, mag_terms = [], []
+        for power_pred, power_target in zip(self.pred, self.target, strict=True):
+            mag_pred = power_pred.clamp_min(eps).sqrt()
+            mag_target = power_target.clamp_min(eps).sqrt()
+            numerator = torch.linalg.vector_norm(mag_target - mag_pred, dim=(1, 2))
+            denominator = torch.linalg.vector_norm(mag_target, dim=(1, 2))
+            sc_terms.append(numerator / denominator)
+            mag_terms.append((mag_target.log() - mag_pred.log()).abs().mean(dim=(1, 2)))
+        return STFTLossTerms(torch.stack(sc_terms), torch.stack(mag_terms), self.resolutions)
+
+    def average_power_distance(self, eps: float = 1e-5) -> Tensor:
+        """:func:`average_power_distance` ``(batch,)`` from these spectrograms."""
+        if not (math.isfinite(eps) and eps > 0):
+            raise ValueError(f"average_power_distance: eps must be finite and positive, got "
+                             f"{eps}")
+        terms = []
+        for power_pred, power_target in zip(self.pred, self.target, strict=True):
+            phi_pred, phi_target = power_pred.mean(-1), power_target.mean(-1)
+            terms.append(((phi_pred + eps).log() - (phi_target + eps).log()).square().mean(-1))
+        return torch.stack(terms).mean(0)
 
 
 def multi_resolution_stft_terms(
@@ -141,29 +213,20 @@ def multi_resolution_stft_terms(
       ``F`` frequency bins, ``T`` frames).
 
     The ``eps`` floor on the power keeps the log and the square root differentiable on silence.
+    (:meth:`PowerSpectra.stft_terms` gives the same from spectrograms computed once.)
 
     Args:
         pred: predicted waveforms ``(batch, time)``.
         target: reference waveforms ``(batch, time)``.
-        resolutions: ``(n_fft, hop, win_length)`` triples.
+        resolutions: ``(n_fft, hop_length, win_length)`` triples.
         eps: floor on the squared magnitude.
 
     Returns:
         :class:`STFTLossTerms` holding ``(resolutions, batch)`` tensors.
     """
-    resolutions = _check_resolutions(resolutions)
     if eps <= 0:
         raise ValueError(f"eps must be positive, got {eps}")
-    sc_terms, mag_terms = [], []
-    for n_fft, hop, win_length in resolutions:
-        _check_waveforms(pred, target, n_fft)
-        mag_pred = power_spectrogram(pred, n_fft, hop, win_length).clamp_min(eps).sqrt()
-        mag_target = power_spectrogram(target, n_fft, hop, win_length).clamp_min(eps).sqrt()
-        numerator = torch.linalg.vector_norm(mag_target - mag_pred, dim=(1, 2))
-        denominator = torch.linalg.vector_norm(mag_target, dim=(1, 2))
-        sc_terms.append(numerator / denominator)
-        mag_terms.append((mag_target.log() - mag_pred.log()).abs().mean(dim=(1, 2)))
-    return STFTLossTerms(torch.stack(sc_terms), torch.stack(mag_terms), resolutions)
+    return PowerSpectra.of(pred, target, resolutions).stft_terms(eps)
 
 
 def multi_resolution_stft_loss(
@@ -183,7 +246,7 @@ def multi_resolution_stft_loss(
     Args:
         pred: predicted waveforms ``(batch, time)``.
         target: reference waveforms ``(batch, time)``.
-        resolutions: ``(n_fft, hop, win_length)`` triples.
+        resolutions: ``(n_fft, hop_length, win_length)`` triples.
         eps: floor on the squared magnitude.
 
     Returns:
@@ -211,10 +274,13 @@ def average_power_distance(
     Comparing logs keeps the term independent of the overall loudness of the reference; ``eps``
     (an absolute power floor) keeps it finite and differentiable on silence.
 
+    (:meth:`PowerSpectra.average_power_distance` gives the same from spectrograms computed
+    once.)
+
     Args:
         pred: predicted waveforms ``(batch, time)``.
         target: reference waveforms ``(batch, time)``.
-        resolutions: ``(n_fft, hop, win_length)`` triples.
+        resolutions: ``(n_fft, hop_length, win_length)`` triples.
         eps: floor added to the averaged power before the log (> 0).
 
     Returns:
@@ -225,23 +291,16 @@ def average_power_distance(
         A. van den Oord et al., "Parallel WaveNet: Fast high-fidelity speech synthesis",
         ICML 2018 (the power loss).
     """
-    resolutions = _check_resolutions(resolutions)
     if not (math.isfinite(eps) and eps > 0):
         raise ValueError(f"average_power_distance: eps must be finite and positive, got {eps}")
-    terms = []
-    for n_fft, hop, win_length in resolutions:
-        _check_waveforms(pred, target, n_fft)
-        phi_pred = power_spectrogram(pred, n_fft, hop, win_length).mean(-1)
-        phi_target = power_spectrogram(target, n_fft, hop, win_length).mean(-1)
-        terms.append(((phi_pred + eps).log() - (phi_target + eps).log()).square().mean(-1))
-    return torch.stack(terms).mean(0)
+    return PowerSpectra.of(pred, target, resolutions).average_power_distance(eps)
 
 
 def log_spectral_distance(
     pred: Tensor,
     target: Tensor,
     n_fft: int,
-    hop: int,
+    hop_length: int,
     win_length: int | None = None,
     eps: float = 1e-10,
 ) -> Tensor:
@@ -255,7 +314,7 @@ def log_spectral_distance(
         pred: predicted waveforms ``(batch, time)``.
         target: reference waveforms ``(batch, time)``.
         n_fft: FFT size.
-        hop: frame shift in samples.
+        hop_length: frame shift in samples.
         win_length: window length, ``n_fft`` when ``None``.
         eps: floor on the power (``1e-10`` is -100 dB).
 
@@ -265,8 +324,13 @@ def log_spectral_distance(
     _check_waveforms(pred, target, n_fft)
     if eps <= 0:
         raise ValueError(f"eps must be positive, got {eps}")
-    db_pred = 10.0 * torch.log10(power_spectrogram(pred, n_fft, hop, win_length).clamp_min(eps))
-    db_target = 10.0 * torch.log10(power_spectrogram(target, n_fft, hop, win_length).clamp_min(eps))
+    return _log_spectral_distance(power_spectrogram(pred, n_fft, hop_length, win_length),
+                                  power_spectrogram(target, n_fft, hop_length, win_length), eps)
+
+
+def _log_spectral_distance(power_pred: Tensor, power_target: Tensor, eps: float) -> Tensor:
+    db_pred = 10.0 * torch.log10(power_pred.clamp_min(eps))
+    db_target = 10.0 * torch.log10(power_target.clamp_min(eps))
     per_frame = (db_target - db_pred).square().mean(dim=1).sqrt()
     return per_frame.mean(dim=1)
 
@@ -275,7 +339,7 @@ def mel_cepstra(
     x: Tensor,
     sample_rate: int,
     n_fft: int = 1024,
-    hop: int = 256,
+    hop_length: int = 256,
     n_mels: int = 80,
     n_cepstra: int = 24,
     f_min: float = 0.0,
@@ -296,7 +360,7 @@ def mel_cepstra(
         x: waveforms ``(batch, time)``.
         sample_rate: sampling rate in Hz.
         n_fft: FFT size (Hann window of ``n_fft`` samples).
-        hop: frame shift in samples.
+        hop_length: frame shift in samples.
         n_mels: number of mel bands ``M``.
         n_cepstra: number of coefficients ``D``, at most ``n_mels - 1``.
         f_min: lowest mel filter edge in Hz.
@@ -306,8 +370,14 @@ def mel_cepstra(
     Returns:
         ``(batch, frames, n_cepstra)`` coefficients ``c_1 .. c_D``.
     """
-    from torchaudio.functional import melscale_fbanks
+    f_max = _check_mel_args(sample_rate, n_mels, n_cepstra, f_min, f_max)
+    return _mel_cepstra(power_spectrogram(x, n_fft, hop_length), sample_rate, n_fft, n_mels,
+                        n_cepstra, f_min, f_max, eps)
 
+
+def _check_mel_args(sample_rate: int, n_mels: int, n_cepstra: int, f_min: float,
+                    f_max: float | None) -> float:
+    """``f_max`` (``sample_rate / 2`` when None), or a one-line ``ValueError``."""
     if not 1 <= n_cepstra <= n_mels - 1:
         raise ValueError(f"n_cepstra must be in [1, n_mels - 1 = {n_mels - 1}], got {n_cepstra}")
     if sample_rate <= 0:
@@ -317,7 +387,14 @@ def mel_cepstra(
         raise ValueError(
             f"need 0 <= f_min < f_max <= sample_rate / 2; got f_min={f_min}, f_max={f_max}"
         )
-    power = power_spectrogram(x, n_fft, hop)
+    return f_max
+
+
+def _mel_cepstra(power: Tensor, sample_rate: int, n_fft: int, n_mels: int, n_cepstra: int,
+                 f_min: float, f_max: float, eps: float) -> Tensor:
+    """:func:`mel_cepstra` of a power spectrogram ``(batch, n_fft // 2 + 1, frames)``."""
+    from torchaudio.functional import melscale_fbanks
+
     filters = melscale_fbanks(
         n_freqs=n_fft // 2 + 1,
         f_min=f_min,
@@ -326,10 +403,10 @@ def mel_cepstra(
         sample_rate=sample_rate,
         norm="slaney",
         mel_scale="slaney",
-    ).to(dtype=x.dtype, device=x.device)
+    ).to(dtype=power.dtype, device=power.device)
     log_mel = torch.einsum("bft,fm->btm", power, filters).clamp_min(eps).log()
-    d = torch.arange(1, n_cepstra + 1, dtype=x.dtype, device=x.device)
-    m = torch.arange(n_mels, dtype=x.dtype, device=x.device)
+    d = torch.arange(1, n_cepstra + 1, dtype=power.dtype, device=power.device)
+    m = torch.arange(n_mels, dtype=power.dtype, device=power.device)
     basis = torch.cos(math.pi * d[:, None] * (m[None, :] + 0.5) / n_mels) / n_mels
     return log_mel @ basis.T
 
@@ -339,7 +416,7 @@ def mel_cepstral_distortion(
     target: Tensor,
     sample_rate: int,
     n_fft: int = 1024,
-    hop: int = 256,
+    hop_length: int = 256,
     n_mels: int = 80,
     n_cepstra: int = 24,
     f_min: float = 0.0,
@@ -358,23 +435,21 @@ def mel_cepstral_distortion(
         pred: predicted waveforms ``(batch, time)``.
         target: reference waveforms ``(batch, time)``.
         sample_rate: sampling rate in Hz.
-        n_fft, hop, n_mels, n_cepstra, f_min, f_max, eps: see :func:`mel_cepstra`.
+        n_fft, hop_length, n_mels, n_cepstra, f_min, f_max, eps: see :func:`mel_cepstra`.
 
     Returns:
         ``(batch,)`` distortions in dB.
     """
     _check_waveforms(pred, target, n_fft)
-    kwargs = dict(
-        sample_rate=sample_rate,
-        n_fft=n_fft,
-        hop=hop,
-        n_mels=n_mels,
-        n_cepstra=n_cepstra,
-        f_min=f_min,
-        f_max=f_max,
-        eps=eps,
-    )
-    diff = mel_cepstra(target, **kwargs) - mel_cepstra(pred, **kwargs)
+    f_max = _check_mel_args(sample_rate, n_mels, n_cepstra, f_min, f_max)
+    settings = (sample_rate, n_fft, n_mels, n_cepstra, f_min, f_max, eps)
+    return _mel_cepstral_distortion(
+        _mel_cepstra(power_spectrogram(pred, n_fft, hop_length), *settings),
+        _mel_cepstra(power_spectrogram(target, n_fft, hop_length), *settings))
+
+
+def _mel_cepstral_distortion(cepstra_pred: Tensor, cepstra_target: Tensor) -> Tensor:
+    diff = cepstra_target - cepstra_pred
     per_frame = (10.0 / math.log(10.0)) * (2.0 * diff.square().sum(dim=-1)).sqrt()
     return per_frame.mean(dim=1)
 
@@ -402,8 +477,8 @@ def f0_metrics(
     pred: np.ndarray,
     target: np.ndarray,
     sample_rate: int,
-    fmin: float = 65.0,
-    fmax: float = 1047.0,
+    f_min: float = 65.0,
+    f_max: float = 1047.0,
     frame_length: int | None = None,
     hop_length: int | None = None,
 ) -> F0Metrics:
@@ -417,9 +492,9 @@ def f0_metrics(
         pred: predicted waveform ``(time,)``.
         target: reference waveform ``(time,)``.
         sample_rate: sampling rate in Hz.
-        fmin: lowest F0 searched, Hz (65 Hz is C2).
-        fmax: highest F0 searched, Hz (1047 Hz is C6).
-        frame_length: analysis frame in samples; must hold at least two periods of ``fmin``.
+        f_min: lowest F0 searched, Hz (65 Hz is C2).
+        f_max: highest F0 searched, Hz (1047 Hz is C6).
+        frame_length: analysis frame in samples; must hold at least two periods of ``f_min``.
             ``None`` picks the smallest power of two that does.
         hop_length: frame shift, ``frame_length // 4`` when ``None``.
 
@@ -438,23 +513,23 @@ def f0_metrics(
         arrays.append(x)
     if arrays[0].shape != arrays[1].shape:
         raise ValueError(f"pred and target shapes differ: {arrays[0].shape} vs {arrays[1].shape}")
-    if not 0 < fmin < fmax <= sample_rate / 2:
+    if not 0 < f_min < f_max <= sample_rate / 2:
         raise ValueError(
-            f"need 0 < fmin < fmax <= sample_rate / 2; got fmin={fmin}, fmax={fmax}, "
+            f"need 0 < f_min < f_max <= sample_rate / 2; got f_min={f_min}, f_max={f_max}, "
             f"sample_rate={sample_rate}"
         )
     if frame_length is None:
-        frame_length = 1 << math.ceil(math.log2(2 * sample_rate / fmin + 1))
-    if frame_length <= 2 * sample_rate / fmin:
+        frame_length = 1 << math.ceil(math.log2(2 * sample_rate / f_min + 1))
+    if frame_length <= 2 * sample_rate / f_min:
         raise ValueError(
-            f"frame_length={frame_length} is shorter than two periods of fmin={fmin} Hz "
-            f"({2 * sample_rate / fmin:.0f} samples)"
+            f"frame_length={frame_length} is shorter than two periods of f_min={f_min} Hz "
+            f"({2 * sample_rate / f_min:.0f} samples)"
         )
     tracks = [
         librosa.pyin(
             x,
-            fmin=fmin,
-            fmax=fmax,
+            fmin=f_min,
+            fmax=f_max,
             sr=sample_rate,
             frame_length=frame_length,
             hop_length=hop_length,
@@ -475,4 +550,120 @@ def f0_metrics(
         vuv_error_rate=vuv,
         voiced_both=int(both.sum()),
         frames=frames,
+    )
+
+
+# The one choice of analysis settings of speech_quality (see its docstring).
+QUALITY_RESOLUTIONS: tuple[Resolution, ...] = DEFAULT_RESOLUTIONS
+QUALITY_FRAME: Resolution = (1024, 256, 1024)  # LSD and MCD frames: one of the MR-STFT STFTs
+QUALITY_N_MELS = 80
+QUALITY_N_CEPSTRA = 24
+QUALITY_F0_RANGE = (65.0, 1047.0)
+QUALITY_MIN_SAMPLES = max(n_fft for n_fft, _, _ in QUALITY_RESOLUTIONS) // 2 + 1
+
+
+@dataclass(frozen=True)
+class SpeechQuality:
+    """How close a waveform is to its time-aligned reference: the one speech-quality record
+    (:func:`speech_quality`), with one key set (:meth:`to_dict`).
+
+    Attributes:
+        mr_stft: multi-resolution STFT loss ``L_sc + L_mag`` (mean over resolutions).
+        lsd_db: log-spectral distance, dB.
+        mcd_db: mel-cepstral distortion, dB.
+        f0_rmse_hz: F0 RMSE over frames voiced in both, Hz (None when no frame is, or when
+            F0 was not computed).
+        f0_rmse_cents: the same in cents (None likewise).
+        vuv_error_rate: fraction of frames whose voiced/unvoiced decisions differ (None when F0
+            was not computed).
+        voiced_both: number of frames voiced in both (None when F0 was not computed).
+        rms_ratio: RMS of the waveform over RMS of the reference (1 = same loudness; None
+            for a silent reference).
+    """
+
+    mr_stft: float
+    lsd_db: float
+    mcd_db: float
+    f0_rmse_hz: float | None
+    f0_rmse_cents: float | None
+    vuv_error_rate: float | None
+    voiced_both: int | None
+    rms_ratio: float | None
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        """``{"mr_stft", "lsd_db", "mcd_db", "f0_rmse_hz", "f0_rmse_cents", "vuv_error_rate",
+        "voiced_both", "rms_ratio"}``."""
+        return dataclasses.asdict(self)
+
+
+def speech_quality(pred: Tensor, reference: Tensor, sample_rate: int,
+                   f0: bool = True) -> SpeechQuality:
+    """MR-STFT loss, LSD, MCD, F0 errors and loudness ratio of ``pred`` against ``reference``.
+
+    Both are one time-aligned waveform ``(time,)`` (or ``(1, time)``) of at least
+    :data:`QUALITY_MIN_SAMPLES` samples; they are compared in float64, frame by frame (no time
+    warping). The analysis settings are fixed, the same for every caller (``seqflow vocode``,
+    the distillation evaluation, the speech demo):
+
+    * MR-STFT: the three Parallel WaveGAN resolutions :data:`DEFAULT_RESOLUTIONS` (512/128,
+      1024/256, 2048/512, Hann windows of ``n_fft``) -- the distillation loss's default, so a
+      student's training term and its evaluation measure the same thing;
+    * LSD: 1024-point frames every 256 samples (:data:`QUALITY_FRAME`);
+    * MCD: 24 mel-cepstra (``c_1 .. c_24``) of 80 Slaney mel bands over the whole band
+      (0 Hz to ``sample_rate / 2``) on the same 1024/256 frames;
+    * F0: pYIN between 65 and 1047 Hz (C2 to C6), frame length the smallest power of two that
+      holds two periods of 65 Hz, hop a quarter of it (skipped with ``f0=False``: pYIN is
+      the slowest part).
+
+    Why fixed rather than a run's own feature settings: numbers then compare across runs whose
+    mels differ (bands, FFT size, band edges), and a model is not scored with the very
+    analysis it was conditioned on. 1024/256 frames, 80 bands and 24 cepstra are the usual
+    vocoder-evaluation settings at 16 to 22.05 kHz (at 16 kHz they equal the speech recipe's
+    mel). The LSD and MCD frames are one of the MR-STFT resolutions, so every STFT is
+    computed once per signal (:class:`PowerSpectra`).
+
+    Returns:
+        :class:`SpeechQuality`.
+    """
+    pair = []
+    for name, x in (("pred", pred), ("reference", reference)):
+        if not isinstance(x, Tensor) or x.dim() not in (1, 2) or (x.dim() == 2
+                                                                 and x.shape[0] != 1):
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"speech_quality: {name} must be a (time,) tensor, got {shape}")
+        pair.append(x.detach().reshape(1, -1).double().cpu())
+    p, r = pair
+    if p.shape != r.shape:
+        raise ValueError(f"speech_quality: pred and reference lengths differ: {p.shape[1]} vs "
+                         f"{r.shape[1]}")
+    if p.shape[1] < QUALITY_MIN_SAMPLES:
+        raise ValueError(f"speech_quality: {p.shape[1]} samples are fewer than the "
+                         f"{QUALITY_MIN_SAMPLES} the largest STFT window needs")
+    resolutions = QUALITY_RESOLUTIONS + (() if QUALITY_FRAME in QUALITY_RESOLUTIONS
+                                         else (QUALITY_FRAME,))
+    spectra = PowerSpectra.of(p, r, resolutions)
+    terms = spectra.stft_terms()
+    mr_stft = float((terms.spectral_convergence + terms.log_magnitude)[
+        [resolutions.index(q) for q in QUALITY_RESOLUTIONS]].mean())
+    power_pred, power_ref = spectra.at(QUALITY_FRAME)
+    n_fft = QUALITY_FRAME[0]
+    settings = (sample_rate, n_fft, QUALITY_N_MELS, QUALITY_N_CEPSTRA, 0.0,
+                _check_mel_args(sample_rate, QUALITY_N_MELS, QUALITY_N_CEPSTRA, 0.0, None),
+                1e-10)
+    mcd = _mel_cepstral_distortion(_mel_cepstra(power_pred, *settings),
+                                   _mel_cepstra(power_ref, *settings))
+    rms_ref = float(r.square().mean().sqrt())
+    pitch = None
+    if f0:
+        pitch = f0_metrics(p[0].numpy(), r[0].numpy(), sample_rate, *QUALITY_F0_RANGE)
+    voiced = pitch is not None and pitch.voiced_both > 0
+    return SpeechQuality(
+        mr_stft=mr_stft,
+        lsd_db=float(_log_spectral_distance(power_pred, power_ref, 1e-10)[0]),
+        mcd_db=float(mcd[0]),
+        f0_rmse_hz=pitch.rmse_hz if voiced else None,
+        f0_rmse_cents=pitch.rmse_cents if voiced else None,
+        vuv_error_rate=None if pitch is None else pitch.vuv_error_rate,
+        voiced_both=None if pitch is None else pitch.voiced_both,
+        rms_ratio=float(p.square().mean().sqrt()) / rms_ref if rms_ref > 0 else None,
     )

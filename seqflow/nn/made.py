@@ -407,10 +407,10 @@ class MADEStream:
     def advance(self) -> None:
         """A vector has one time step: nothing to close."""
 
-    def run_sequence(self, u: Tensor, bound: float, generate: bool) -> tuple[Tensor, Tensor]:
+    def run_sequence(self, u: Tensor, bound: float, inverse: bool) -> tuple[Tensor, Tensor]:
         """Every feature of an affine layer on this MADE at once (the whole vector).
 
-        ``u`` ``(batch, features)`` is the layer's input (noise when ``generate``, data
+        ``u`` ``(batch, features)`` is the layer's input (noise when ``inverse``, data
         otherwise); returns the result ``(batch, features)`` and the summed log-scales
         ``soft_clamp(raw, bound)`` ``(batch,)``. Only when :attr:`runs_sequences` is true (no
         gradient recording, ``P = 2``) and before any ``params`` call.
@@ -419,7 +419,7 @@ class MADEStream:
             raise ValueError("MADEStream.run_sequence: needs a fresh stream without gradient "
                              "recording and two parameters per feature")
         order = self.plan.input_order.to(u.device)
-        log_scales = self.program.run(u.T.index_select(0, order), bound, generate)
+        log_scales = self.program.run(u.T.index_select(0, order), bound, inverse)
         self.step = len(self.order)
         result = torch.empty_like(u)
         result[:, order] = self.program.inputs.T
@@ -549,19 +549,19 @@ class StreamProgram:
     def feed(self, k: int, value: Tensor) -> None:
         self.input_rows[k].copy_(value if value.dim() == 1 else value.reshape(-1))
 
-    def run(self, u: Tensor, bound: float, generate: bool) -> Tensor:
+    def run(self, u: Tensor, bound: float, inverse: bool) -> Tensor:
         """Every step of an affine layer (``P = 2``): ``u`` ``(features, batch)`` is the
         layer's input in the order; the results land in :attr:`inputs`. Returns the log-scales
         ``(features, batch)`` in the order (a buffer of this program)."""
-        ops = self._affine_ops.get((bound, generate))
+        ops = self._affine_ops.get((bound, inverse))
         if ops is None:
-            ops = self._affine_ops[(bound, generate)] = self._build_affine(bound, generate)
+            ops = self._affine_ops[(bound, inverse)] = self._build_affine(bound, inverse)
         self.layer_input.copy_(u)
         for op in ops:
             op()
         return self.log_scales
 
-    def _build_affine(self, bound: float, generate: bool) -> list[Callable[[], object]]:
+    def _build_affine(self, bound: float, inverse: bool) -> list[Callable[[], object]]:
         """The calls of :meth:`run`: per step the hidden units, the two output units,
         ``s = soft_clamp(raw, bound)`` and the affine map, all in place."""
         like = self.inputs
@@ -585,7 +585,7 @@ class StreamProgram:
                     partial(torch.add, ones, den, alpha=1.0 / bound, out=den),
                     partial(torch.div, raw, den, out=s),
                     partial(torch.exp, s, out=scale)]
-            if generate:
+            if inverse:
                 ops.append(partial(torch.addcmul, shift, u, scale, out=out))
             else:
                 ops += [partial(torch.sub, u, shift, out=den),

@@ -313,11 +313,11 @@ class WaveNetStream(SequenceStream):
 
     runs_floored = True
 
-    def run_sequence(self, u: Tensor, bound: float, generate: bool,
+    def run_sequence(self, u: Tensor, bound: float, inverse: bool,
                      floor: float | None = None) -> tuple[Tensor, Tensor]:
         """The next ``T`` steps of a flow layer on this conditioner in compiled loops.
 
-        ``u`` ``(batch, 1, T)`` is the layer's input (noise when ``generate``, data otherwise);
+        ``u`` ``(batch, 1, T)`` is the layer's input (noise when ``inverse``, data otherwise);
         returns the result ``(batch, 1, T)`` and the summed log-scales ``(batch,)`` of
         ``bound_log_scale(raw, bound, floor)``. Only when :attr:`runs_sequences` is true.
         """
@@ -348,7 +348,7 @@ class WaveNetStream(SequenceStream):
             wavenet_kernel.run(
                 piece.numpy(), result.numpy(), logdet.numpy(), self.t, self.ring.numpy(), x_ring,
                 *weights[:2], bias.contiguous().numpy(), *weights[2:], float(bound),
-                0.0 if floor is None else float(floor), generate,
+                0.0 if floor is None else float(floor), inverse,
             )
             out[:, start:end] = result
             self.t += end - start

@@ -42,10 +42,10 @@ def _softplus(x):
 
 
 def _run(u, out, logdet, t0, ring, x_ring, read_rows, write_rows, bias, past, current,
-         residual, skip_w, skip_b, in_past, in_b, w1, b1, w2, b2, bound, floor, generate):
+         residual, skip_w, skip_b, in_past, in_b, w1, b1, w2, b2, bound, floor, inverse):
     """Steps ``t0 .. t0 + T - 1`` of one single-channel layer; see the module docstring.
 
-    ``u`` ``(batch, T)`` is the layer's input (noise when generating, data otherwise); the
+    ``u`` ``(batch, T)`` is the layer's input (noise when ``inverse``, data otherwise); the
     result goes to ``out`` and the summed log-scales are added to ``logdet`` ``(batch,)``.
     ``x_ring`` ``(K - 1, batch)`` holds the layer's last ``K - 1`` results (slot ``t % (K-1)``).
     """
@@ -117,7 +117,7 @@ def _run(u, out, logdet, t0, ring, x_ring, read_rows, write_rows, bias, past, cu
                 log_scale = floor + _softplus(upper - floor)
             else:  # soft_clamp(raw, bound)
                 log_scale = raw / (1.0 + abs(raw) / bound)
-            if generate:
+            if inverse:
                 y = u[b, step] * math.exp(log_scale) + shift
             else:
                 y = (u[b, step] - shift) * math.exp(-log_scale)

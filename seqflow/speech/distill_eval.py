@@ -9,12 +9,16 @@ scores it in one pass. Reported, per file and overall:
   per-step Gaussians, else Monte Carlo), ``kl_mc`` (always Monte Carlo);
 * ``teacher_ll``: the teacher's log-likelihood of the student's sample (nats per sample), next
   to ``student_ll`` (the student's own) — compare with the teacher's LL of real speech;
-* ``stft``: the multi-resolution STFT distance to the ground truth (the training loss's
-  function and resolutions), ``mcd_db`` (mel-cepstral distortion) and F0 errors (pYIN)
-  (:mod:`seqflow.metrics.audio`), frame by frame: the sample shares the ground truth's mel.
+* how close the sample is to the ground truth, frame by frame (the sample shares the ground
+  truth's mel): the speech-quality record of :func:`~seqflow.metrics.audio.speech_quality`,
+  ``mr_stft``, ``lsd_db``, ``mcd_db``, ``f0_rmse_hz``, ``f0_rmse_cents``, ``vuv_error_rate``,
+  ``voiced_both`` and ``rms_ratio``, with its fixed analysis settings (the same numbers
+  ``seqflow vocode`` reports).
 
-KL and log-likelihoods are weighted by samples (totals over total samples); STFT and MCD are
-means over files; the F0 RMSE pools the frames voiced in both signals over all files.
+KL and log-likelihoods are weighted by samples (totals over total samples); MR-STFT, LSD, MCD,
+the V/UV error and the RMS ratio are means over files; the F0 RMSE pools the frames voiced in
+both signals over all files (``voiced_both`` is their total). Utterances shorter than
+:data:`~seqflow.metrics.audio.QUALITY_MIN_SAMPLES` get no speech-quality keys.
 """
 
 from __future__ import annotations
@@ -27,15 +31,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from seqflow.metrics.audio import f0_metrics, mel_cepstral_distortion
+from seqflow.metrics.audio import QUALITY_MIN_SAMPLES, speech_quality
 from seqflow.train import run_dir as rd
 from seqflow.train.audio_data import utterances
 from seqflow.train.config import Config, load_config
 from seqflow.train.objectives.distill import DistillTask
 from seqflow.train.registry import build_task
 from seqflow.train.run_dir import load_run
-
-MCD_CEPSTRA = 24  # c_1..c_24, the usual MCD order (fewer when there are fewer mel bands)
 
 
 def is_distill_run(run_dir: str | Path) -> bool:
@@ -49,27 +51,13 @@ def _score_file(task: DistillTask, cfg: Config, item: dict, seed: int, f0: bool)
     generator = torch.Generator().manual_seed(seed)
     terms = task.terms({"x": x, "context": mel, "index": torch.tensor([item["index"]])},
                        generator)
-    sample = terms["x"].flatten(1)
-    mel_settings = cfg.data.mel
-    mcd = mel_cepstral_distortion(sample, x.flatten(1), mel_settings.sample_rate,
-                                  n_fft=mel_settings.n_fft, hop=mel_settings.hop_length,
-                                  n_mels=mel_settings.n_mels,
-                                  n_cepstra=min(MCD_CEPSTRA, mel_settings.n_mels - 1),
-                                  f_min=mel_settings.f_min, f_max=mel_settings.f_max)
+    sample = terms["x"].flatten()
     record = {"path": item["path"], "samples": x.shape[-1],
               **{k: float(terms[k]) for k in ("kl", "kl_mc", "reg", "teacher_ll")},
-              "student_ll": -float(terms["student_entropy"]),
-              "stft": float(task.stft_distance(sample, x.flatten(1))),
-              "mcd_db": float(mcd[0]),
-              "rms_sample": float(sample.square().mean().sqrt()),
-              "rms_truth": float(x.square().mean().sqrt())}
-    if f0:
-        pitch = f0_metrics(sample[0].double().numpy(), x[0, 0].double().numpy(),
-                           mel_settings.sample_rate)
-        voiced = pitch.voiced_both > 0  # else no F0 error is defined: None, not NaN
-        record.update(f0_rmse_hz=pitch.rmse_hz if voiced else None,
-                      f0_rmse_cents=pitch.rmse_cents if voiced else None,
-                      vuv_error_rate=pitch.vuv_error_rate, voiced_both=pitch.voiced_both)
+              "student_ll": -float(terms["student_entropy"])}
+    if sample.shape[0] >= QUALITY_MIN_SAMPLES:
+        record.update(speech_quality(sample, x.flatten(), cfg.data.mel.sample_rate,
+                                     f0=f0).to_dict())
     return record
 
 
@@ -81,16 +69,17 @@ def summarize_distill(files: list[dict]) -> dict:
     out = {"utterances": len(files), "samples": samples}
     for key in ("kl", "kl_mc", "reg", "teacher_ll", "student_ll"):
         out[key] = math.fsum(f[key] * f["samples"] for f in files) / samples
-    for key in ("stft", "mcd_db", "rms_sample", "rms_truth"):
-        out[key] = float(np.mean([f[key] for f in files]))
-    voiced = [f for f in files if f.get("voiced_both", 0) > 0]
+    for key in ("mr_stft", "lsd_db", "mcd_db", "vuv_error_rate", "rms_ratio"):
+        values = [f[key] for f in files if f.get(key) is not None]
+        if values:
+            out[key] = float(np.mean(values))
+    voiced = [f for f in files if (f.get("voiced_both") or 0) > 0]
     if voiced:
         frames = sum(f["voiced_both"] for f in voiced)
         for key in ("f0_rmse_hz", "f0_rmse_cents"):
             out[key] = math.sqrt(math.fsum(f[key] ** 2 * f["voiced_both"] for f in voiced)
                                  / frames)
-        out["vuv_error_rate"] = float(np.mean([f["vuv_error_rate"] for f in files]))
-        out["f0_voiced_frames"] = frames
+        out["voiced_both"] = frames
     return out
 
 
@@ -121,8 +110,8 @@ def evaluate_distill_run(run_dir: str | Path, split: str = "test", weights: str 
                       disable=not progress)
     ]
     for record in files:
-        for key in ("kl", "teacher_ll", "stft"):
-            if not math.isfinite(record[key]):
+        for key in ("kl", "teacher_ll", "mr_stft"):
+            if key in record and not math.isfinite(record[key]):
                 raise ValueError(f"{record['path']}: non-finite {key} {record[key]}")
     return {"split": None if data_dir is not None else split,
             "data": str(data_dir if data_dir is not None else cfg.data.path),
@@ -130,15 +119,21 @@ def evaluate_distill_run(run_dir: str | Path, split: str = "test", weights: str 
             "teacher": cfg.train.distill.teacher, "kl_estimator": cfg.train.distill.kl,
             "seconds": time.perf_counter() - start, **summarize_distill(files),
             "units": "kl, kl_mc, teacher_ll, student_ll: nats per audio sample (audio on "
-                     "[-1, 1)); stft: multi-resolution STFT distance (L_sc + L_mag); mcd_db: "
-                     "dB; f0: pYIN, frames voiced in both",
+                     "[-1, 1)); mr_stft: multi-resolution STFT loss (L_sc + L_mag); lsd_db, "
+                     "mcd_db: dB; f0_rmse_hz/cents over the frames voiced in both (pYIN); "
+                     "rms_ratio: RMS of the sample over the ground truth's "
+                     "(seqflow.metrics.audio.speech_quality)",
             "files": files}
 
 
 def describe_distill(metrics: dict) -> str:
     """One line of the headline numbers."""
     where = f"{metrics['split']} split" if metrics.get("split") else metrics["data"]
-    f0 = (f", F0 RMSE {metrics['f0_rmse_hz']:.1f} Hz" if "f0_rmse_hz" in metrics else "")
+    quality = ""
+    if "mcd_db" in metrics:
+        quality = f", MR-STFT {metrics['mr_stft']:.4f}, MCD {metrics['mcd_db']:.2f} dB"
+    if "f0_rmse_hz" in metrics:
+        quality += f", F0 RMSE {metrics['f0_rmse_hz']:.1f} Hz"
     return (f"KL {metrics['kl']:.4f} nats/sample, teacher LL of student samples "
-            f"{metrics['teacher_ll']:.4f} nats/sample, MR-STFT {metrics['stft']:.4f}, MCD "
-            f"{metrics['mcd_db']:.2f} dB{f0} over {metrics['utterances']} utterances of {where}")
+            f"{metrics['teacher_ll']:.4f} nats/sample{quality} over {metrics['utterances']} "
+            f"utterances of {where}")

@@ -11,8 +11,9 @@ Without gradient recording, long sequences run through the conditioners in chunk
 (:mod:`seqflow.nn.chunking`).
 
 Writes ``DIR/NAME.wav`` (16-bit PCM), ``DIR/NAME.png`` (the input's log-mel above the vocoded
-waveform's) and ``DIR/metrics.json``: per file the MR-STFT loss, LSD, MCD and F0 errors against
-the reference (audio inputs longer than the largest STFT window only), and the wall-clock
+waveform's) and ``DIR/metrics.json``: per file the speech-quality record against the reference
+(:func:`~seqflow.metrics.audio.speech_quality`: MR-STFT loss, LSD, MCD, F0 errors, RMS ratio;
+audio inputs longer than the largest STFT window only), and the wall-clock
 seconds and real-time factor of the batch the file was generated in (batch size 1 gives
 per-file timings).
 """
@@ -33,13 +34,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from seqflow.data.features import LogMel
-from seqflow.metrics.audio import (
-    DEFAULT_RESOLUTIONS,
-    f0_metrics,
-    log_spectral_distance,
-    mel_cepstral_distortion,
-    multi_resolution_stft_loss,
-)
+from seqflow.metrics.audio import QUALITY_MIN_SAMPLES, speech_quality
 from seqflow.nn.threads import intra_op_threads
 from seqflow.speech.audio_io import mel_of_audio_file, write_wav
 from seqflow.speech.pictures import mel_panels_png
@@ -48,7 +43,8 @@ from seqflow.train.checkpoints import write_json_atomic
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 MEL_SUFFIX = ".npy"
-LSD_N_FFT, LSD_HOP = 1024, 256
+# speech_quality's keys averaged over the files in metrics.json's "total" (as mean_<key>)
+MEAN_KEYS = ("mr_stft", "lsd_db", "mcd_db", "f0_rmse_hz", "vuv_error_rate", "rms_ratio")
 
 
 @dataclass
@@ -115,36 +111,10 @@ def vocode_batch(vocoder: MelVocoder, mels: Sequence[Tensor], noises: Sequence[T
     return [out[i, 0, : f * hop] for i, f in enumerate(frames)]
 
 
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
-def quality_metrics(pred: Tensor, reference: Tensor, sample_rate: int) -> dict:
-    """MR-STFT loss, LSD (dB), MCD (dB), F0 RMSE (Hz, cents) and V/UV error of ``pred``
-    against ``reference`` (both ``(time,)``, time-aligned).
-
-    The analysis settings are fixed, not the run's, so that numbers compare across runs: the
-    three MR-STFT resolutions of :data:`~seqflow.metrics.audio.DEFAULT_RESOLUTIONS`, LSD on
-    1024-point frames every 256 samples, MCD from 24 mel-cepstra of 80 mel bands over the
-    whole band (:func:`~seqflow.metrics.audio.mel_cepstral_distortion`'s defaults), pYIN
-    between 65 and 1047 Hz. F0 RMSE is None when no frame is voiced in both.
-    """
-    p, r = pred.double()[None], reference.double()[None]
-    f0 = f0_metrics(pred.double().numpy(), reference.double().numpy(), sample_rate)
-    return {
-        "mr_stft": float(multi_resolution_stft_loss(p, r)),
-        "lsd_db": float(log_spectral_distance(p, r, LSD_N_FFT, LSD_HOP)[0]),
-        "mcd_db": float(mel_cepstral_distortion(p, r, sample_rate)[0]),
-        "f0_rmse_hz": _finite_or_none(f0.rmse_hz),
-        "f0_rmse_cents": _finite_or_none(f0.rmse_cents),
-        "vuv_error": f0.vuv_error_rate,
-        "f0_voiced_both_frames": f0.voiced_both,
-    }
-
-
 def min_metric_samples() -> int:
-    """Shortest reference the metrics accept: longer than half the largest MR-STFT window."""
-    return max(n_fft for n_fft, _, _ in DEFAULT_RESOLUTIONS) // 2 + 1
+    """Shortest reference the metrics accept (:data:`~seqflow.metrics.audio.QUALITY_MIN_SAMPLES`:
+    longer than half the largest MR-STFT window)."""
+    return QUALITY_MIN_SAMPLES
 
 
 def _check_outputs(inputs: Sequence[str | Path], out_dir: Path) -> None:
@@ -218,7 +188,7 @@ def vocode_files(run_dir: str | Path, inputs: Sequence[str | Path], out_dir: str
         "total": {"files": len(records), "seconds_of_audio": audio_total,
                   "seconds": total_seconds, "rtf": total_seconds / audio_total},
     }
-    for key in ("mr_stft", "lsd_db", "mcd_db", "f0_rmse_hz", "vuv_error"):
+    for key in MEAN_KEYS:
         values = [r[key] for r in records if r.get(key) is not None]
         if values:
             summary["total"][f"mean_{key}"] = float(np.mean(values))
@@ -249,7 +219,7 @@ def _write_outputs(item: VocodeInput, wave: Tensor, out_dir: Path, logmel: LogMe
         record["metrics"] = (f"reference of {item.audio.shape[0]} samples is shorter than the "
                              f"{min_metric_samples()} the metrics need")
     else:
-        record.update(quality_metrics(written, item.audio, rate))
+        record.update(speech_quality(written, item.audio, rate).to_dict())
     return record
 
 

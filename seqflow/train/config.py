@@ -34,6 +34,7 @@ import yaml
 from seqflow.data.features import MelConfig
 from seqflow.train.objectives.distill import KL_ESTIMATORS, DistillSettings
 from seqflow.train.objectives.elbo import VariationalSettings
+from seqflow.transforms.elementwise import LOG_SCALE_BOUND
 
 
 class ConfigError(ValueError):
@@ -57,10 +58,11 @@ class ModelConfig:
     ``residual_channels``/``skip_channels``/``kernel_size``/``cycles`` (WaveNet),
     ``head_features`` (LSTM head), ``squeeze_factor`` (WaveGlow). ``cond_channels: 0`` and
     ``num_global_ids: 0`` mean no local features / no global ids. ``log_scale_bound`` is the
-    smooth bound of every affine log-scale. ``log_scale_floor`` < 0 gives the sequence MAF/IAF
-    layers an explicit lower floor of the log-scale, ``s`` in ``(floor, log_scale_bound)``
-    (:func:`~seqflow.transforms.elementwise.floored_log_scale`; about -9 suits 16-bit audio);
-    0 keeps the symmetric bound. ``input_scale`` != 1 puts a learnable
+    smooth bound of every affine log-scale, honoured by every kind (default
+    :data:`~seqflow.transforms.elementwise.LOG_SCALE_BOUND`, 6). ``log_scale_floor`` < 0 gives
+    the sequence MAF/IAF layers an explicit lower floor of the log-scale, ``s`` in
+    ``(floor, log_scale_bound)`` (:func:`~seqflow.transforms.elementwise.floored_log_scale`;
+    about -9 suits 16-bit audio); 0 keeps the symmetric bound. ``input_scale`` != 1 puts a learnable
     :class:`~seqflow.transforms.Scaling` that starts as ``x / input_scale`` in front of a
     sequence MAF/IAF stack, so the conditioners read unit-scale inputs (the layers' log-scales,
     floor included, are then in units of ``input_scale``).
@@ -82,7 +84,7 @@ class ModelConfig:
     upsample_factor: int = 1
     num_global_ids: int = 0
     squeeze_factor: int = 8
-    log_scale_bound: float = 6.0
+    log_scale_bound: float = LOG_SCALE_BOUND
     base: str = "normal"
     log_scale_floor: float = 0.0
     input_scale: float = 1.0
@@ -308,7 +310,8 @@ def stft_resolutions(text: str, key: str = "train.distill.stft_resolutions"
                      ) -> tuple[tuple[int, int, int], ...]:
     """``"512,128,512;1024,256,1024"`` -> ``((512, 128, 512), (1024, 256, 1024))``.
 
-    Each triple is ``n_fft,hop,win_length`` with ``0 < hop`` and ``0 < win_length <= n_fft``.
+    Each triple is ``n_fft,hop_length,win_length`` with ``0 < hop_length`` and
+    ``0 < win_length <= n_fft``.
 
     >>> stft_resolutions("512,128,512")
     ((512, 128, 512),)
@@ -320,8 +323,8 @@ def stft_resolutions(text: str, key: str = "train.distill.stft_resolutions"
         except ValueError:
             triple = ()
         if len(triple) != 3 or not (triple[1] > 0 and 0 < triple[2] <= triple[0]):
-            raise ConfigError(f"{key}: {part.strip()!r} is not n_fft,hop,win_length with "
-                              f"0 < hop and 0 < win_length <= n_fft (in {text!r})")
+            raise ConfigError(f"{key}: {part.strip()!r} is not n_fft,hop_length,win_length "
+                              f"with 0 < hop_length and 0 < win_length <= n_fft (in {text!r})")
         out.append(triple)
     return tuple(out)
 

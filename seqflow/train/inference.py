@@ -60,8 +60,8 @@ def write_samples(samples: Tensor, path: str | Path) -> None:
         np.save(path, array)
     elif path.suffix == ".csv":
         if array.ndim != 2:
-            raise ValueError(f"{path}: .csv holds (num, features) rows; these samples have shape "
-                             f"{array.shape}; use .npy")
+            raise ValueError(f"{path}: .csv holds (num_samples, features) rows; these samples "
+                             f"have shape {array.shape}; use .npy")
         np.savetxt(path, array, delimiter=",", fmt="%.8g")
     elif path.suffix == ".safetensors":
         ckpt.save_tensors({"samples": samples.contiguous()}, path)
@@ -71,22 +71,23 @@ def write_samples(samples: Tensor, path: str | Path) -> None:
 
 
 @torch.no_grad()
-def sample_run(run_dir: str | Path, num: int, seed: int = 0, weights: str = "auto",
+def sample_run(run_dir: str | Path, num_samples: int, seed: int = 0, weights: str = "auto",
                length: int | None = None) -> Tensor:
-    """Draw ``num`` samples from the run's flow: ``(num, features)`` or ``(num, C, length)``."""
-    chunks = list(sample_chunks(run_dir, num, seed, weights, length, chunk=num))
+    """Draw ``num_samples`` samples from the run's flow: ``(num_samples, features)`` or
+    ``(num_samples, C, length)``."""
+    chunks = list(sample_chunks(run_dir, num_samples, seed, weights, length, chunk=num_samples))
     return chunks[0]
 
 
 @torch.no_grad()
-def sample_chunks(run_dir: str | Path, num: int, seed: int = 0, weights: str = "auto",
+def sample_chunks(run_dir: str | Path, num_samples: int, seed: int = 0, weights: str = "auto",
                   length: int | None = None, chunk: int = 4096) -> Iterator[Tensor]:
-    """Yield ``num`` samples in chunks of at most ``chunk`` (memory bounded by the chunk).
+    """Yield ``num_samples`` samples in chunks of at most ``chunk`` (memory bounded by the chunk).
 
     The draws depend only on ``seed`` and ``chunk``; every chunk is checked finite.
     """
-    if num <= 0:
-        raise ValueError(f"--num must be positive, got {num}")
+    if num_samples <= 0:
+        raise ValueError(f"--num-samples must be positive, got {num_samples}")
     if chunk <= 0:
         raise ValueError(f"chunk must be positive, got {chunk}")
     flow, cfg, _ = load_run(run_dir, weights)
@@ -100,8 +101,8 @@ def sample_chunks(run_dir: str | Path, num: int, seed: int = 0, weights: str = "
         raise ValueError(f"{run_dir} models vectors: --length does not apply")
     torch.manual_seed(seed)
     done = 0
-    while done < num:
-        n = min(chunk, num - done)
+    while done < num_samples:
+        n = min(chunk, num_samples - done)
         samples = flow.sample(n, length=length) if sequence else flow.sample(n)
         problem = describe_nonfinite(samples)
         if problem is not None:
@@ -111,8 +112,9 @@ def sample_chunks(run_dir: str | Path, num: int, seed: int = 0, weights: str = "
         yield samples
 
 
-def write_sample_chunks(chunks: Iterable[Tensor], num: int, path: str | Path) -> tuple:
-    """Stream sample chunks into ``.npy`` (memory-mapped) or ``.csv``; returns the shape.
+def write_sample_chunks(chunks: Iterable[Tensor], num_samples: int, path: str | Path) -> tuple:
+    """Stream ``num_samples`` samples, in chunks, into ``.npy`` (memory-mapped) or ``.csv``;
+    returns the shape.
 
     ``.safetensors`` holds one tensor, so its chunks are gathered in memory first.
     """
@@ -132,14 +134,15 @@ def write_sample_chunks(chunks: Iterable[Tensor], num: int, path: str | Path) ->
             for block in chunks:
                 array = block.cpu().numpy()
                 if out is None:
-                    shape = (num, *array.shape[1:])
+                    shape = (num_samples, *array.shape[1:])
                     if path.suffix == ".npy":
                         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=array.dtype,
                                                         shape=shape)
                     else:
                         if array.ndim != 2:
-                            raise ValueError(f"{path}: .csv holds (num, features) rows; these "
-                                             f"samples have shape {shape}; use .npy")
+                            raise ValueError(f"{path}: .csv holds (num_samples, features) "
+                                             f"rows; these samples have shape {shape}; use "
+                                             ".npy")
                         out = tmp.open("w")
                 if path.suffix == ".npy":
                     out[start:start + len(array)] = array

@@ -40,18 +40,22 @@ def _vector_features(cfg: ModelConfig, minimum: int = 1) -> int:
 
 
 def _maf(cfg: ModelConfig) -> Transform:
-    """features, steps, hidden_features, blocks (MADE hidden layers)."""
-    return maf_steps(_vector_features(cfg), cfg.steps, cfg.hidden_features, max(cfg.blocks, 1))
+    """features, steps, hidden_features, blocks (MADE hidden layers), log_scale_bound."""
+    return maf_steps(_vector_features(cfg), cfg.steps, cfg.hidden_features, max(cfg.blocks, 1),
+                     log_scale_bound=cfg.log_scale_bound)
 
 
 def _realnvp(cfg: ModelConfig) -> Transform:
-    """features, steps, hidden_features, blocks (coupling MLP hidden layers)."""
-    return realnvp_steps(_vector_features(cfg, 2), cfg.steps, cfg.hidden_features, cfg.blocks)
+    """features, steps, hidden_features, blocks (coupling MLP hidden layers),
+    log_scale_bound."""
+    return realnvp_steps(_vector_features(cfg, 2), cfg.steps, cfg.hidden_features, cfg.blocks,
+                         log_scale_bound=cfg.log_scale_bound)
 
 
 def _glow(cfg: ModelConfig) -> Transform:
-    """features, steps, hidden_features, blocks."""
-    return glow_steps(_vector_features(cfg, 2), cfg.steps, cfg.hidden_features, cfg.blocks)
+    """features, steps, hidden_features, blocks, log_scale_bound."""
+    return glow_steps(_vector_features(cfg, 2), cfg.steps, cfg.hidden_features, cfg.blocks,
+                      log_scale_bound=cfg.log_scale_bound)
 
 
 def _sequence(layer: type) -> Callable[[ModelConfig], Transform]:

@@ -37,13 +37,13 @@ def _latent_model(model: nn.Module, cfg: Config) -> nn.Module:
 def _elbo(model: nn.Module, cfg: Config) -> Task:
     """``model`` is a LatentVariableModel built by the caller (e.g. recipes/vae/model.py)."""
     v = cfg.train.variational
-    return ELBOTask(_latent_model(model, cfg), samples=v.latent_samples,
+    return ELBOTask(_latent_model(model, cfg), num_samples=v.latent_samples,
                     anneal_steps=v.anneal_steps, anneal_start=v.anneal_start)
 
 
 def _iwae(model: nn.Module, cfg: Config) -> Task:
     v = cfg.train.variational
-    return IWAETask(_latent_model(model, cfg), samples=v.latent_samples,
+    return IWAETask(_latent_model(model, cfg), num_samples=v.latent_samples,
                     eval_samples=v.iwae_samples)
 
 

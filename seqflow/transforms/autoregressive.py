@@ -36,16 +36,16 @@ from seqflow.nn.context import Context
 from seqflow.nn.streaming import progress_hook
 from seqflow.nn.threads import streaming_threads
 from seqflow.transforms.base import Transform, sum_except_batch
-from seqflow.transforms.elementwise import bound_log_scale
+from seqflow.transforms.elementwise import LOG_SCALE_BOUND, bound_log_scale
 
 
-def affine(y: Tensor, shift: Tensor, log_scale: Tensor, generate: bool) -> Tensor:
+def affine(y: Tensor, shift: Tensor, log_scale: Tensor, inverse: bool) -> Tensor:
     """The elementwise map of every autoregressive affine layer, any shape.
 
-    ``generate=True``: noise -> data, ``x = z * exp(s) + mu``; ``False``: data -> noise,
+    ``inverse=True``: noise -> data, ``x = z * exp(s) + mu``; ``False``: data -> noise,
     ``z = (x - mu) * exp(-s)``. Its log|det| per element is ``s`` resp. ``-s``.
     """
-    if generate:
+    if inverse:
         return torch.addcmul(shift, y, torch.exp(log_scale))
     return (y - shift) * torch.exp(-log_scale)
 
@@ -61,7 +61,8 @@ class AutoregressiveAffine(Transform):
         features: size of axis 1 (features or channels).
         conditioner_side: ``"data"`` for MAF, ``"noise"`` for IAF.
         log_scale_bound: ``s`` is bounded to ``(-bound, bound)`` by
-            :func:`~seqflow.transforms.soft_clamp`, or from above when a floor is given.
+            :func:`~seqflow.transforms.soft_clamp`, or from above when a floor is given;
+            default :data:`~seqflow.transforms.elementwise.LOG_SCALE_BOUND` (6).
         log_scale_floor: None (symmetric bound), or a negative lower limit of ``s``
             (:func:`~seqflow.transforms.elementwise.floored_log_scale`).
         context_features: size of axis 1 of a vector context, or None (sequence conditioners
@@ -74,7 +75,7 @@ class AutoregressiveAffine(Transform):
         conditioner: nn.Module,
         features: int,
         conditioner_side: Literal["data", "noise"],
-        log_scale_bound: float = 6.0,
+        log_scale_bound: float = LOG_SCALE_BOUND,
         context_features: int | None = None,
         sequence: bool = False,
         log_scale_floor: float | None = None,
@@ -132,28 +133,28 @@ class AutoregressiveAffine(Transform):
         degrees = getattr(net, "degrees", None)
         return degrees if degrees is not None else net.input_degrees
 
-    def check_step_affine(self, generate: bool) -> None:
-        if (self.conditioner_side == "noise") != generate:
-            direction = "generating" if generate else "scoring"
+    def check_step_affine(self, inverse: bool) -> None:
+        if (self.conditioner_side == "noise") != inverse:
+            direction = "inverse (generative)" if inverse else "forward (normalizing)"
             raise ValueError(f"{type(self).__name__}: its conditioner reads the output side in "
                              f"the {direction} direction, which is sequential; the one-pass "
-                             "per-step Gaussian needs IAF layers to generate and MAF layers to "
-                             "score")
+                             "per-step Gaussian needs IAF layers in the inverse direction and "
+                             "MAF layers in the forward direction")
 
-    def step_affine(self, u: Tensor, context: Context, generate: bool
+    def step_affine(self, u: Tensor, context: Context, inverse: bool
                     ) -> tuple[Tensor, Tensor, Tensor]:
-        self.check_step_affine(generate)
+        self.check_step_affine(inverse)
         self.validate(u, context, "per-step Gaussian")
         shift, log_scale = self.params(u, context)
-        if not generate:  # z = (x - mu) exp(-s) = x exp(-s) - mu exp(-s)
+        if not inverse:  # z = (x - mu) exp(-s) = x exp(-s) - mu exp(-s)
             shift, log_scale = -shift * torch.exp(-log_scale), -log_scale
         return torch.addcmul(shift, u, torch.exp(log_scale)), shift, log_scale
 
     # --- one-pass directions -------------------------------------------------------------
-    def _one_pass(self, y: Tensor, context: Context, generate: bool) -> tuple[Tensor, Tensor]:
+    def _one_pass(self, y: Tensor, context: Context, inverse: bool) -> tuple[Tensor, Tensor]:
         shift, log_scale = self.params(y, context)
         logdet = sum_except_batch(log_scale)
-        return affine(y, shift, log_scale, generate), (logdet if generate else -logdet)
+        return affine(y, shift, log_scale, inverse), (logdet if inverse else -logdet)
 
     # --- sequential directions -----------------------------------------------------------
     def naive_sequential(self, inputs: Tensor, context: Context = None) -> tuple[Tensor, Tensor]:
@@ -163,16 +164,16 @@ class AutoregressiveAffine(Transform):
         (``n`` = number of elements per sample, or the conditioner's
         ``num_sequential_steps``) give the exact result. The reference for :func:`sequential`.
         """
-        generate = self.conditioner_side == "data"
+        inverse = self.conditioner_side == "data"
         self.validate(inputs, context, "naive_sequential")
         steps_fn = getattr(self.conditioner, "num_sequential_steps", None)
         steps = steps_fn(inputs) if steps_fn is not None else inputs[0].numel()
         outputs = torch.zeros_like(inputs)
         for _ in range(steps):
             shift, log_scale = self.params(outputs, context)
-            outputs = affine(inputs, shift, log_scale, generate)
+            outputs = affine(inputs, shift, log_scale, inverse)
         total = sum_except_batch(log_scale)
-        return outputs, (total if generate else -total)
+        return outputs, (total if inverse else -total)
 
     def sequential(
         self, inputs: Tensor, context: Context = None, history: Tensor | None = None
@@ -187,14 +188,14 @@ class AutoregressiveAffine(Transform):
         if self.conditioner_side == "noise":
             return sequential([self], x, context)
         self.validate(x, context, "forward")
-        return self._one_pass(x, context, generate=False)
+        return self._one_pass(x, context, inverse=False)
 
     def inverse(self, z: Tensor, context: Context = None) -> tuple[Tensor, Tensor]:
         """Noise -> data. One pass for IAF, sequential for MAF."""
         if self.conditioner_side == "data":
             return sequential([self], z, context)
         self.validate(z, context, "inverse")
-        return self._one_pass(z, context, generate=True)
+        return self._one_pass(z, context, inverse=True)
 
 
 def sequential(
@@ -241,12 +242,12 @@ def sequential(
         problem = describe_nonfinite(history)
         if problem is not None:
             raise ValueError(f"sequential: history has {problem}")
-    generate = first.conditioner_side == "data"
-    order = list(reversed(layers)) if generate else list(layers)
+    inverse = first.conditioner_side == "data"
+    order = list(reversed(layers)) if inverse else list(layers)
     u_all = inputs.unsqueeze(-1) if vector else inputs
     batch, channels, length = u_all.shape
     with streaming_threads():
-        histories = _layer_histories(layers, history, context, generate, length)
+        histories = _layer_histories(layers, history, context, inverse, length)
         states = [
             layer.conditioner.start_stream(batch, context, length, h)
             for layer, h in zip(order, histories, strict=True)
@@ -267,14 +268,14 @@ def sequential(
                 for layer, state in zip(order, states, strict=True):
                     floor = ({} if layer.log_scale_floor is None
                              else {"floor": layer.log_scale_floor})
-                    u, layer_logdet = state.run_sequence(u, layer.log_scale_bound, generate,
+                    u, layer_logdet = state.run_sequence(u, layer.log_scale_bound, inverse,
                                                          **floor)
                     logdet = logdet + layer_logdet
                 pieces.append(u)
                 if hook is not None:
                     hook.report(u.shape[-1])
             outputs = pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=-1)
-            return outputs, (logdet if generate else -logdet)
+            return outputs, (logdet if inverse else -logdet)
         plan = [(state, state.order, layer.bound_log_scale)
                 for layer, state in zip(order, states, strict=True)]
         step = _step_one_channel if channels == 1 else _step_channels
@@ -282,22 +283,22 @@ def sequential(
         columns = []
         for t, u in enumerate(u_all.unbind(-1)):
             for state, groups, bound in plan:
-                u = step(state, groups, u, bound, generate, log_scales)
+                u = step(state, groups, u, bound, inverse, log_scales)
             columns.append(u)
             if hook is not None and ((t + 1) % span == 0 or t + 1 == length):
                 hook.report((t % span) + 1)
         outputs = columns[0] if vector else torch.stack(columns, dim=-1)
         logdet = torch.stack(log_scales).sum(0).view(batch, -1).sum(1)
-    return outputs, (logdet if generate else -logdet)
+    return outputs, (logdet if inverse else -logdet)
 
 
 def _step_one_channel(state, groups: list[int], u: Tensor, bound: Callable[[Tensor], Tensor],
-                      generate: bool, log_scales: list[Tensor]) -> Tensor:
+                      inverse: bool, log_scales: list[Tensor]) -> Tensor:
     """One time step of one layer on a single channel: ``u`` ``(batch, 1)`` -> ``(batch, 1)``."""
     for c in groups:  # [0], or [] for a conditioner without groups
         shift, raw = state.params(c).split(1, dim=1)
         log_scale = bound(raw)
-        u = affine(u, shift, log_scale, generate)
+        u = affine(u, shift, log_scale, inverse)
         log_scales.append(log_scale)
         state.feed(c, u)
     state.advance()
@@ -305,13 +306,13 @@ def _step_one_channel(state, groups: list[int], u: Tensor, bound: Callable[[Tens
 
 
 def _step_channels(state, groups: list[int], u: Tensor, bound: Callable[[Tensor], Tensor],
-                   generate: bool, log_scales: list[Tensor]) -> Tensor:
+                   inverse: bool, log_scales: list[Tensor]) -> Tensor:
     """One time step of one layer, one channel group at a time: ``(batch, C) -> (batch, C)``."""
     values = list(u.unbind(1))
     for c in groups:
         p = state.params(c)
         log_scale = bound(p[:, 1])
-        values[c] = affine(values[c], p[:, 0], log_scale, generate)
+        values[c] = affine(values[c], p[:, 0], log_scale, inverse)
         log_scales.append(log_scale)
         state.feed(c, values[c])
     state.advance()
@@ -322,7 +323,7 @@ def _layer_histories(
     layers: Sequence[AutoregressiveAffine],
     history: Tensor | None,
     context: Context,
-    generate: bool,
+    inverse: bool,
     length: int,
 ) -> list[Tensor | None]:
     """What each layer's conditioner read during ``history``, in the streaming order.
@@ -336,7 +337,7 @@ def _layer_histories(
     steps = history.shape[-1]
     y = F.pad(history, (0, length))
     seen = []
-    for layer in layers if generate else reversed(layers):
+    for layer in layers if inverse else reversed(layers):
         seen.append(y[..., :steps])
-        y = layer._one_pass(y, context, generate=not generate)[0]
+        y = layer._one_pass(y, context, inverse=not inverse)[0]
     return list(reversed(seen))  # both loops above run against the streaming order

@@ -60,18 +60,18 @@ class Transform(nn.Module):
                          "sequence transforms and elementwise maps can)")
 
 
-    def step_affine(self, u: Tensor, context: Context, generate: bool
+    def step_affine(self, u: Tensor, context: Context, inverse: bool
                     ) -> tuple[Tensor, Tensor, Tensor]:
-        """``(out, c, l)``: this layer's output in the given direction (``generate``: noise ->
+        """``(out, c, l)``: this layer's output in the given direction (``inverse``: noise ->
         data, else data -> noise) written as ``out = u * exp(l) + c`` per element, where ``c``
         and ``l`` depend only on elements before it. Affine autoregressive and elementwise
         affine layers (and compositions of them) have this form in one pass; the per-step
         Gaussians of density distillation rest on it (:mod:`seqflow.transforms.gaussian_steps`).
         """
-        self.check_step_affine(generate)
+        self.check_step_affine(inverse)
         raise AssertionError("unreachable: check_step_affine refuses this layer")
 
-    def check_step_affine(self, generate: bool) -> None:
+    def check_step_affine(self, inverse: bool) -> None:
         """Raise the one-line error of :meth:`step_affine` without running the layer."""
         raise ValueError(f"{type(self).__name__}: not an elementwise or autoregressive affine "
                          "layer (Scaling, ActNorm, AutoregressiveAffine); its per-step "
@@ -143,28 +143,28 @@ class Compose(Transform):
             total = total + logabsdet
         return z, total
 
-    def step_affine(self, u: Tensor, context: Context, generate: bool
+    def step_affine(self, u: Tensor, context: Context, inverse: bool
                     ) -> tuple[Tensor, Tensor, Tensor]:
         """The layers' affine maps composed: ``out = u * exp(L) + C`` with
         ``L = sum_k l_k`` and ``C = sum_k c_k prod_{j>k} exp(l_j)`` in the order the direction
         applies them."""
-        self.check_step_affine(generate)
-        layers = list(reversed(self.transforms)) if generate else list(self.transforms)
+        self.check_step_affine(inverse)
+        layers = list(reversed(self.transforms)) if inverse else list(self.transforms)
         shift, log_scale = torch.zeros_like(u), torch.zeros_like(u)
         for layer in layers:
-            u, c, log = layer.step_affine(u, context, generate)
+            u, c, log = layer.step_affine(u, context, inverse)
             shift = torch.addcmul(c, shift, torch.exp(log))
             log_scale = log_scale + log
         return u, shift, log_scale
 
-    def check_step_affine(self, generate: bool) -> None:
+    def check_step_affine(self, inverse: bool) -> None:
         orders = []
         for layer in self.transforms:
             if not isinstance(layer, Transform):
                 raise ValueError(f"{type(layer).__name__}: not an elementwise or "
                                  "autoregressive affine layer; its per-step conditional is not "
                                  "Gaussian in closed form, use a Monte Carlo KL")
-            layer.check_step_affine(generate)
+            layer.check_step_affine(inverse)
             order = getattr(layer, "element_order", None)
             if order is not None:
                 orders.append(order)

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from seqflow.checks import check_context, check_input
 from seqflow.nn.mlp import ChannelMLP
 from seqflow.transforms.base import Transform, sum_except_batch
-from seqflow.transforms.elementwise import soft_clamp
+from seqflow.transforms.elementwise import LOG_SCALE_BOUND, soft_clamp
 
 
 def coupling_split(features: int, parity: int, split: str) -> tuple[list[int], list[int]]:
@@ -142,7 +142,8 @@ class AffineCoupling(_Coupling):
         hidden_features, blocks: the default network's size.
         split: ``"alternate"`` (checkerboard over features) or ``"half"`` (first/second half).
         net: optional module ``net(x_A, context) -> (batch, 2 * |B|[, time])``, shift first.
-        log_scale_bound: bound of the log-scale.
+        log_scale_bound: smooth bound of the log-scale, default
+            :data:`~seqflow.transforms.elementwise.LOG_SCALE_BOUND` (6).
     """
 
     params_per_feature = 2
@@ -150,7 +151,9 @@ class AffineCoupling(_Coupling):
     def __init__(self, features: int, parity: int = 0, context_features: int | None = None,
                  hidden_features: int = 64, blocks: int = 2,
                  split: Literal["alternate", "half"] = "alternate", net: nn.Module | None = None,
-                 log_scale_bound: float = 5.0):
+                 log_scale_bound: float = LOG_SCALE_BOUND):
+        if not log_scale_bound > 0:
+            raise ValueError(f"AffineCoupling: log_scale_bound must be > 0, got {log_scale_bound}")
         super().__init__(features, parity, context_features, hidden_features, blocks,
                          split, net)
         self.log_scale_bound = log_scale_bound

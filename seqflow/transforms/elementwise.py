@@ -9,16 +9,26 @@ from torch import Tensor, nn
 from seqflow.checks import check_input
 from seqflow.transforms.base import Elementwise
 
+LOG_SCALE_BOUND = 6.0
+"""The one default bound of every affine log-scale in seqflow: ``|s| < 6``, i.e. a scale in
+``(exp(-6), exp(6)) = (0.0025, 403)`` per layer and element. Every layer and builder that
+bounds a log-scale (couplings, MAF/IAF on vectors and sequences, WaveGlow, MADEMoG, the
+``maf``/``realnvp``/``glow``/sequence kinds of the model registry through
+``model.log_scale_bound``) defaults to it. Wide enough that a few layers reach the scale
+range of real data, narrow enough that one layer cannot blow activations up by more than
+``e^6`` in either direction."""
+
 
 def soft_clamp(raw: Tensor, bound: float) -> Tensor:
     """Smoothly bound a log-scale to ``(-bound, bound)``: ``a / (1 + |a| / bound)``.
 
     Identity near zero (slope 1), no hard clamp, so gradients never vanish abruptly or explode
-    in deep stacks. ``bound=None``-style unbounded behaviour is ``bound=float('inf')``.
+    in deep stacks. ``bound=None``-style unbounded behaviour is ``bound=float('inf')``. Layers
+    pass their ``log_scale_bound`` (default :data:`LOG_SCALE_BOUND`, 6).
 
     >>> import torch
-    >>> soft_clamp(torch.tensor([0.0, 1e6, -1e6]), 5.0)
-    tensor([ 0.0000,  5.0000, -5.0000])
+    >>> soft_clamp(torch.tensor([0.0, 1e6, -1e6]), LOG_SCALE_BOUND)
+    tensor([ 0.0000,  6.0000, -6.0000])
     """
     return raw / (1 + raw.abs() / bound)
 
@@ -79,12 +89,12 @@ class Scaling(Elementwise):
         s, logabsdet = self._scale(z)
         return z * torch.exp(-s), -logabsdet
 
-    def check_step_affine(self, generate: bool) -> None:
+    def check_step_affine(self, inverse: bool) -> None:
         return None
 
-    def step_affine(self, u: Tensor, context=None, generate: bool = False
+    def step_affine(self, u: Tensor, context=None, inverse: bool = False
                     ) -> tuple[Tensor, Tensor, Tensor]:
         s, _ = self._scale(u)
-        log_scale = (-s if generate else s).expand_as(u)  # forward: z = x exp(s)
+        log_scale = (-s if inverse else s).expand_as(u)  # forward: z = x exp(s)
         shift = torch.zeros_like(u)
         return torch.addcmul(shift, u, torch.exp(log_scale)), shift, log_scale

@@ -14,16 +14,18 @@ maps is again affine in the chain's input at that element: after the layers,
 
 and ``(L_t, C_t)`` depend only on elements before ``t``. Hence
 
-* generating direction (noise ``z`` -> data ``x``, e.g. an IAF student, Parallel WaveNet /
-  ClariNet): ``x_t | z_<t ~ N(C_t, exp(L_t)^2)``, a Gaussian given the noise that made the
-  earlier samples;
-* scoring direction (data ``x`` -> noise ``z ~ N(0, 1)``, e.g. a MAF teacher):
+* inverse (generative) direction, noise ``z`` -> data ``x`` (e.g. an IAF student, Parallel
+  WaveNet / ClariNet): ``x_t | z_<t ~ N(C_t, exp(L_t)^2)``, a Gaussian given the noise that
+  made the earlier samples;
+* forward (normalizing) direction, data ``x`` -> noise ``z ~ N(0, 1)`` (e.g. a MAF teacher):
   ``z_t = x_t exp(L_t) + C_t`` so ``x_t | x_<t ~ N(-C_t exp(-L_t), exp(-L_t)^2)``.
 
 Both are computed in one pass over the layers (:meth:`Transform.step_affine`, which each layer
 kind implements and :class:`~seqflow.transforms.Compose` composes), which needs each
 autoregressive conditioner to read the *input* side of its layer in that direction (IAF layers
-when generating, MAF layers when scoring); the other combination is sequential and refused.
+in the inverse direction, MAF layers in the forward direction); the other combination is
+sequential and refused. Both take the direction as ``inverse: bool`` (``True``: inverse,
+noise -> data; ``False``: forward, data -> noise), as :meth:`Transform.step_affine` does.
 Layers of several channels compose when they share one channel order.
 
 References:
@@ -51,8 +53,8 @@ class StepGaussian:
     """Per-element Gaussian ``N(mean, exp(log_scale)^2)`` of a flow's data.
 
     Attributes:
-        values: the other end of the flow, shaped like its input: the data ``x`` when
-            generating, the noise ``z`` when scoring.
+        values: the other end of the flow, shaped like its input: the data ``x`` in the
+            inverse direction, the noise ``z`` in the forward direction.
         mean: ``(batch, channels, time)`` (or ``(batch, features)``) mean of each data element
             given the earlier ones.
         log_scale: log standard deviation, same shape.
@@ -68,10 +70,11 @@ class StepGaussian:
         return (-0.5 * z.square() - self.log_scale - _HALF_LOG_2PI).flatten(1).sum(1)
 
 
-def check_gaussian_steps(transform: Transform, generate: bool) -> None:
+def check_gaussian_steps(transform: Transform, inverse: bool) -> None:
     """Raise a one-line ``ValueError`` unless every layer of ``transform`` has a one-pass
-    per-step Gaussian in the generating (``generate=True``) or scoring direction."""
-    transform.check_step_affine(generate)
+    per-step Gaussian in the inverse (``inverse=True``: noise -> data, generative) or the
+    forward (``inverse=False``: data -> noise, normalizing) direction."""
+    transform.check_step_affine(inverse)
 
 
 def generated_gaussian(transform: Transform, z: Tensor, context: Context = None) -> StepGaussian:
@@ -90,7 +93,7 @@ def generated_gaussian(transform: Transform, z: Tensor, context: Context = None)
         :class:`StepGaussian` with ``values = x`` (equal to ``transform.inverse(z)[0]``),
         ``mean = M`` and ``log_scale = log Sigma``, all shaped like ``z``.
     """
-    x, mean, log_scale = transform.step_affine(z, context, generate=True)
+    x, mean, log_scale = transform.step_affine(z, context, inverse=True)
     return StepGaussian(x, mean, log_scale)
 
 
@@ -109,7 +112,7 @@ def scored_gaussian(transform: Transform, x: Tensor, context: Context = None) ->
         :class:`StepGaussian` with ``values = z`` (equal to ``transform(x)[0]``), the mean and
         the log standard deviation of each ``x_t`` given ``x_<t``, all shaped like ``x``.
     """
-    z, shift, log_scale = transform.step_affine(x, context, generate=False)
+    z, shift, log_scale = transform.step_affine(x, context, inverse=False)
     return StepGaussian(z, -shift * torch.exp(-log_scale), -log_scale)
 
 

@@ -11,7 +11,8 @@ Directions (data ``x`` -> noise ``z`` is ``forward``):
 The sequential direction runs MADE's degree-sliced stream: about one masked pass of arithmetic
 plus ``D`` small steps; ``layer.naive_sequential`` is the reference path (``D`` full MADE
 passes). The log-scale is ``s = soft_clamp(raw, log_scale_bound)``, a smooth bound to
-``(-bound, bound)`` (see :func:`~seqflow.transforms.soft_clamp`), never a hard clamp.
+``(-bound, bound)`` (see :func:`~seqflow.transforms.soft_clamp`), never a hard clamp; the
+default bound is :data:`~seqflow.transforms.elementwise.LOG_SCALE_BOUND` (6).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from torch import Tensor
 
 from seqflow.nn.made import MADE
 from seqflow.transforms.autoregressive import AutoregressiveAffine
+from seqflow.transforms.elementwise import LOG_SCALE_BOUND
 
 
 class _MadeAffine(AutoregressiveAffine):
@@ -37,7 +39,7 @@ class _MadeAffine(AutoregressiveAffine):
         order: str | Sequence[int] | Tensor = "natural",
         residual: bool = False,
         activation: str = "relu",
-        log_scale_bound: float = 6.0,
+        log_scale_bound: float = LOG_SCALE_BOUND,
         seed: int | None = None,
     ):
         made = MADE(
@@ -70,7 +72,8 @@ class MAF(_MadeAffine):
         order: autoregressive order (see :class:`~seqflow.nn.MADE`).
         residual: residual MADE blocks.
         activation: MADE nonlinearity.
-        log_scale_bound: smooth bound of the log-scale.
+        log_scale_bound: smooth bound of the log-scale, default
+            :data:`~seqflow.transforms.elementwise.LOG_SCALE_BOUND` (6).
         seed: seed of a random order.
 
     Starts as the identity (zero-initialized MADE output).

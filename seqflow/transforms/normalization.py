@@ -74,17 +74,17 @@ class ActNorm(Transform):
         logabsdet = (self.log_scale.sum() * _steps(z)).expand(z.shape[0])
         return x, logabsdet
 
-    def check_step_affine(self, generate: bool) -> None:
+    def check_step_affine(self, inverse: bool) -> None:
         if not self._initialized:
             raise ValueError("ActNorm: not initialized; its per-step Gaussian is undefined")
 
-    def step_affine(self, u: Tensor, context: Tensor | None = None, generate: bool = False
+    def step_affine(self, u: Tensor, context: Tensor | None = None, inverse: bool = False
                     ) -> tuple[Tensor, Tensor, Tensor]:
-        self.check_step_affine(generate)
+        self.check_step_affine(inverse)
         check_input(u, self.features, "ActNorm.step_affine", allow_sequence=True)
         s = _per_channel(self.log_scale, u).expand_as(u)
         loc = _per_channel(self.loc, u).expand_as(u)
-        if generate:  # x = z exp(s) + loc
+        if inverse:  # x = z exp(s) + loc
             shift, log_scale = loc, s
         else:  # z = (x - loc) exp(-s)
             shift, log_scale = -loc * torch.exp(-s), -s

@@ -30,6 +30,7 @@ from seqflow.nn.upsampling import ConditionUpsampler
 from seqflow.nn.wavenet import WaveNet
 from seqflow.transforms.autoregressive import AutoregressiveAffine, sequential
 from seqflow.transforms.base import Compose
+from seqflow.transforms.elementwise import LOG_SCALE_BOUND
 
 WAVENET_OPTIONS = ("residual_channels", "skip_channels", "kernel_size", "cycles")
 LSTM_OPTIONS = ("hidden_features", "head_features")
@@ -53,7 +54,7 @@ class _SequenceAutoregressive(AutoregressiveAffine):
         upsample_factor: int = 1,
         num_global_ids: int | None = None,
         order: str | Sequence[int] = "natural",
-        log_scale_bound: float = 6.0,
+        log_scale_bound: float = LOG_SCALE_BOUND,
         log_scale_floor: float | None = None,
     ):
         name = type(self).__name__
@@ -127,7 +128,8 @@ _ARGS_DOC = """
         upsample_factor: samples per frame of the local features.
         num_global_ids: number of global ids (e.g. speakers), or None.
         order: channel order within a time step.
-        log_scale_bound: ``s = soft_clamp(raw, bound)`` (``a / (1 + |a| / bound)``), default 6.
+        log_scale_bound: ``s = soft_clamp(raw, bound)`` (``a / (1 + |a| / bound)``), default
+            :data:`~seqflow.transforms.elementwise.LOG_SCALE_BOUND` (6).
         log_scale_floor: None, or a negative floor: then ``s`` lies in ``(floor, bound)``
             (:func:`~seqflow.transforms.elementwise.floored_log_scale`; audio teachers use
             about -9, since the symmetric bound keeps ``s`` well above ``-bound``).
@@ -281,10 +283,10 @@ class SequenceStack(Compose):
                              "layers (an IAF's conditioner reads the noise of the history)")
         return self.sequential(z, context, history)
 
-    def step_affine(self, u: Tensor, context: Context, generate: bool
+    def step_affine(self, u: Tensor, context: Context, inverse: bool
                     ) -> tuple[Tensor, Tensor, Tensor]:
         """:meth:`Compose.step_affine` with the local features upsampled once."""
-        return super().step_affine(u, self._sample_rate_context(context), generate)
+        return super().step_affine(u, self._sample_rate_context(context), inverse)
 
     def sequential(
         self, inputs: Tensor, context: Context = None, history: Tensor | None = None

@@ -19,6 +19,7 @@ from seqflow.nn.context import Context, prepare_conditioning, split_context
 from seqflow.nn.upsampling import ConditionUpsampler
 from seqflow.transforms.base import Compose, Transform
 from seqflow.transforms.coupling import AffineCoupling, coupling_split
+from seqflow.transforms.elementwise import LOG_SCALE_BOUND
 from seqflow.transforms.linear import InvertibleLinear
 from seqflow.transforms.normalization import ActNorm
 
@@ -102,7 +103,8 @@ class WaveGlow(Transform):
         cond_channels: width of local features ``(batch, cond_channels, frames)``, or None.
         upsample_factor: samples per frame of the local features.
         residual_channels, blocks, kernel_size: size of each :class:`CouplingWaveNet`.
-        log_scale_bound: bound of the coupling's log-scale (soft clamp).
+        log_scale_bound: smooth bound of the couplings' log-scale (soft clamp), default
+            :data:`~seqflow.transforms.elementwise.LOG_SCALE_BOUND` (6).
 
     ``forward`` is data -> noise, ``inverse`` noise -> data; ``log|det|`` sums the ActNorm,
     1x1 and coupling terms (the squeeze is a permutation).
@@ -125,7 +127,7 @@ class WaveGlow(Transform):
         residual_channels: int = 32,
         blocks: int = 4,
         kernel_size: int = 3,
-        log_scale_bound: float = 5.0,
+        log_scale_bound: float = LOG_SCALE_BOUND,
     ):
         super().__init__()
         check_positive("WaveGlow", channels=channels, squeeze_factor=squeeze_factor,

@@ -102,3 +102,13 @@ def test_frame_log_rms_and_the_iid_gaussian():
     assert math.exp(2 * gaussian.log_sigma) == pytest.approx(x.var())
     assert gaussian.log_prob(x) == pytest.approx(
         float(np.sum(-0.5 * np.log(2 * np.pi * x.var()) - (x - x.mean()) ** 2 / (2 * x.var()))))
+
+
+def test_frame_arguments_use_torchaudio_spelling():
+    import dataclasses
+    import inspect
+
+    assert "hop_length" in inspect.signature(baselines.frame_log_rms).parameters
+    assert "hop_length" in inspect.signature(baselines.fit_all).parameters
+    assert "hop_length" in inspect.signature(baselines.AdaptiveLPC.fit).parameters
+    assert "hop_length" in {f.name for f in dataclasses.fields(baselines.AdaptiveLPC)}

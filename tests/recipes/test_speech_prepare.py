@@ -201,3 +201,10 @@ def test_g722_decoding_recovers_an_encoded_tone(prepare):
               for lag in range(40)]
     rms = np.sqrt(np.mean(tone.astype(np.float64) ** 2))
     assert min(errors) < 0.05 * rms
+
+
+def test_spectral_flatness_takes_hop_length(prepare):
+    import inspect
+
+    parameters = inspect.signature(prepare.spectral_flatness).parameters
+    assert "hop_length" in parameters and "hop" not in parameters

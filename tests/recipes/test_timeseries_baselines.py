@@ -129,7 +129,7 @@ def test_cli_reads_the_manifest_and_reports_each_baseline(tmp_path, capsys):
     ))
     records = baselines.main([
         "--data", str(tmp_path), "--series", "toy", "--context", "24", "--horizon", "6",
-        "--origins", "2", "--samples", "5", "--baselines", "seasonal_naive", "deepar",
+        "--origins", "2", "--num-samples", "5", "--baselines", "seasonal_naive", "deepar",
         "--out", str(tmp_path / "out"),
     ])  # fmt: skip
     assert [r["baseline"] for r in records] == ["seasonal_naive"]

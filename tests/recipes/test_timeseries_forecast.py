@@ -45,7 +45,7 @@ def forecast(csv: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     command = [sys.executable, str(SCRIPT), "--csv", str(csv), "--time-column", "month",
                "--target", "load,price", "--freq", "MS", "--context", str(C), "--horizon",
-               str(H), "--origins", str(K), "--samples", str(N), "--out", str(out),
+               str(H), "--origins", str(K), "--num-samples", str(N), "--out", str(out),
                "--config", str(ROOT / "recipes/timeseries/configs/wavenet.yaml"),
                "--baselines", "seasonal_naive", *TINY, *extra]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
@@ -106,3 +106,18 @@ def test_bad_input_is_one_line_naming_the_column(tmp_path):
     assert done.returncode != 0
     assert done.stderr.strip().splitlines() == [
         "forecast.py: --set model.channels: set by the recipe from the data"]
+
+
+def test_the_sample_count_flag_is_num_samples(capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("timeseries_forecast", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while building
+    spec.loader.exec_module(module)
+    common = ["--csv", "x.csv", "--time-column", "t", "--target", "y", "--freq", "MS",
+              "--context", "4", "--horizon", "2", "--origins", "1", "--out", "o"]
+    assert module.parse_args([*common, "--num-samples", "3"]).num_samples == 3
+    with pytest.raises(SystemExit):
+        module.parse_args([*common, "--samples", "3"])
+    assert "--num-samples" in capsys.readouterr().err  # argparse names the required flag

@@ -23,7 +23,7 @@ def metrics(crps: float, **extra) -> dict:
 
 def write(path: Path, models: dict, targets=("y",)) -> Path:
     path.write_text(json.dumps({"series": "data/sun.csv", "targets": list(targets),
-                                "context": 6, "horizon": 2, "origins": 3, "samples": 10,
+                                "context": 6, "horizon": 2, "origins": 3, "num_samples": 10,
                                 "season": 1, "models": models}))
     return path
 

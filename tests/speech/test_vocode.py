@@ -50,11 +50,13 @@ def test_writes_wavs_pngs_and_metrics_of_the_right_lengths(runs, tmp_path, capsy
         pred = torch.from_numpy(audio).double()[None]
         ref = torch.from_numpy(source[: len(audio)]).double()[None]
         lsd = log_spectral_distance(pred, ref, 1024, 256)
-        mcd = mel_cepstral_distortion(pred, ref, SR, n_fft=1024, hop=256, n_mels=80,
+        mcd = mel_cepstral_distortion(pred, ref, SR, n_fft=1024, hop_length=256, n_mels=80,
                                       n_cepstra=24)
         assert record["lsd_db"] == pytest.approx(float(lsd[0]), rel=1e-6)
         assert record["mcd_db"] == pytest.approx(float(mcd[0]), rel=1e-6)
-        assert 0.0 <= record["vuv_error"] <= 1.0 and record["mr_stft"] > 0
+        assert 0.0 <= record["vuv_error_rate"] <= 1.0 and record["mr_stft"] > 0
+        assert {"vuv_error", "f0_voiced_both_frames"}.isdisjoint(record)  # the old key names
+        assert record["rms_ratio"] > 0 and "voiced_both" in record
         batches.setdefault(record["batch"], []).append(record)
     # longest first: the 0.40 s and 0.35 s files share a batch, the 0.30 s file is alone
     assert sorted(len(b) for b in batches.values()) == [1, 2]
@@ -63,6 +65,7 @@ def test_writes_wavs_pngs_and_metrics_of_the_right_lengths(runs, tmp_path, capsy
         for r in members:
             assert r["rtf"] == pytest.approx(r["batch_seconds"] / seconds)
     total = report["total"]
+    assert {"mean_mr_stft", "mean_mcd_db", "mean_vuv_error_rate", "mean_rms_ratio"} <= set(total)
     assert total["seconds_of_audio"] == pytest.approx(sum(len(sf.read(out / f"{p.stem}.wav")[0])
                                                           for p in inputs) / SR)
 

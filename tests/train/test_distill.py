@@ -19,7 +19,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqflow.distributions import Flow, StandardNormal
-from seqflow.metrics.audio import average_power_distance, multi_resolution_stft_loss
+from seqflow.metrics import audio as audio_metrics
+from seqflow.metrics.audio import (
+    average_power_distance,
+    multi_resolution_stft_loss,
+    multi_resolution_stft_terms,
+)
 from seqflow.train.config import ConfigError, config_from_dict
 from seqflow.train.objectives import DistillTask
 from seqflow.train.objectives.teacher import check_teacher_data, load_teacher
@@ -182,6 +187,34 @@ def test_power_term_is_the_metric_and_zero_on_equal_power_spectra():
     assert task.terms(batch, torch.Generator().manual_seed(3))["power"].abs().max() < 1e-20
 
 
+def test_stft_and_power_terms_share_one_stft_per_resolution_and_signal(monkeypatch):
+    """With both spectral weights on, one loss step computes each STFT once (resolutions x
+    {sample, ground truth}) and gets the same terms as the two separate computations."""
+    steps = 1200
+    resolutions = ((256, 64, 256), (512, 128, 512))
+    task = task_for(student_flow(0.3, torch.tensor([0.4])), stft_weight=1.0, power_weight=2.0,
+                    stft_resolutions=resolutions)
+    batch = batch_of(2, steps)
+    batch["x"] = 0.1 * torch.randn(2, 1, steps, dtype=torch.float64,
+                                   generator=torch.Generator().manual_seed(1))
+    calls = []
+    real = torch.stft
+    monkeypatch.setattr(audio_metrics.torch, "stft",
+                        lambda x, *a, **k: calls.append(k["n_fft"]) or real(x, *a, **k))
+    terms = task.terms(batch, torch.Generator().manual_seed(3))
+    assert sorted(calls) == [256, 256, 512, 512]
+    own, truth = terms["x"].detach().flatten(1), batch["x"].flatten(1)
+    separate = multi_resolution_stft_terms(own, truth, resolutions)
+    torch.testing.assert_close(terms["stft"], (separate.spectral_convergence
+                                               + separate.log_magnitude).mean(0), rtol=0, atol=0)
+    torch.testing.assert_close(terms["power"], average_power_distance(own, truth, resolutions),
+                               rtol=0, atol=0)
+    calls.clear()
+    task_for(student_flow(0.3, torch.tensor([0.4])), stft_weight=0.0, power_weight=0.0,
+             kl_weight=1.0).terms(batch, torch.Generator().manual_seed(3))
+    assert calls == []  # no spectral term: no STFT
+
+
 def test_kl_warmup_ramps_the_density_terms_in_training_only():
     steps = 64
     task = task_for(student_flow(0.3, torch.tensor([0.4])), kl_warmup_steps=4, stft_weight=0.5,
@@ -240,7 +273,7 @@ def test_config_errors_are_one_line():
         ({"teacher": ""}, "train.distill.teacher: required"),
         ({"kl": "exact"}, "train.distill.kl: 'exact' is not one of closed_form, monte_carlo"),
         ({"reg_weight": -1}, "train.distill.reg_weight: must be >= 0"),
-        ({"stft_resolutions": "512,128"}, "'512,128' is not n_fft,hop,win_length"),
+        ({"stft_resolutions": "512,128"}, "'512,128' is not n_fft,hop_length,win_length"),
         ({"stft_resolutions": "512,128,1024"}, "0 < win_length <= n_fft"),
         ({"kl_weight": 0, "stft_weight": 0}, "nothing to distill"),
         ({"power_weight": -1}, "train.distill.power_weight: must be >= 0"),

@@ -73,7 +73,8 @@ def test_student_trains_against_a_frozen_teacher_run_and_evaluates(tmp_path, cap
     assert metrics["utterances"] == len(files) == 2
     for f in files:  # the Monte Carlo KL is log q - log p of the same sample
         assert f["kl_mc"] == pytest.approx(f["student_ll"] - f["teacher_ll"], abs=1e-5)
-        assert math.isfinite(f["stft"]) and f["stft"] > 0 and f["mcd_db"] > 0
+        assert math.isfinite(f["mr_stft"]) and f["mr_stft"] > 0 and f["mcd_db"] > 0
+        assert f["lsd_db"] > 0 and f["rms_ratio"] > 0 and "stft" not in f
     samples = sum(f["samples"] for f in files)
     assert metrics["kl"] == pytest.approx(sum(f["kl"] * f["samples"] for f in files) / samples)
 

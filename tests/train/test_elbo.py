@@ -92,7 +92,7 @@ def test_elbo_equals_log_evidence_when_the_posterior_is_exact():
     assert torch.allclose(cov, torch.diag(torch.diag(cov)))  # in the diagonal family
     model.set_posterior()
     x = _data(model, 50)
-    terms = bound_terms(model, x, samples=7)
+    terms = bound_terms(model, x, num_samples=7)
     # Every importance weight is p(x, z) / p(z | x) = p(x): the bound is tight per sample.
     torch.testing.assert_close(terms.log_weights(), model.log_evidence(x)[:, None].expand(50, 7),
                                rtol=0, atol=1e-10)
@@ -107,7 +107,7 @@ def test_elbo_gap_is_the_kl_to_the_true_posterior_and_kl_is_the_rate():
     model.set_posterior(loc_shift=0.4, scale_factor=1.3)
     x = _data(model, 3)
     torch.manual_seed(0)
-    terms = bound_terms(model, x, samples=200_000, max_rows=100_000)
+    terms = bound_terms(model, x, num_samples=200_000, max_rows=100_000)
     gain, offset, cov = model.true_posterior()
     loc, log_scale = model.posterior.base.params(x, 3)
     q = torch.distributions.MultivariateNormal(loc, torch.diag_embed(log_scale.exp().square()))
@@ -133,7 +133,8 @@ def test_iwae_increases_with_k_and_approaches_the_log_evidence():
     means, errors = [], []
     for k in (1, 4, 16, 64, 256, 1024):
         with torch.no_grad():
-                replicates = bound_terms(model, x.expand(400, 3), samples=k, max_rows=50_000).iwae()
+                replicates = bound_terms(model, x.expand(400, 3), num_samples=k,
+                                         max_rows=50_000).iwae()
         means.append(float(replicates.mean()))
         errors.append(float(replicates.std()) / math.sqrt(len(replicates)))
     for i in range(1, len(means)):  # monotone in expectation, up to Monte Carlo error
@@ -148,11 +149,11 @@ def test_chunked_draws_keep_examples_and_samples_apart():
     model = _model()
     model.set_posterior()
     x = _data(model, 5)
-    terms = bound_terms(model, x, samples=13, max_rows=3)
+    terms = bound_terms(model, x, num_samples=13, max_rows=3)
     assert terms.log_likelihood.shape == (5, 13)
     torch.testing.assert_close(terms.log_weights(), model.log_evidence(x)[:, None].expand(5, 13),
                                rtol=0, atol=1e-10)
-    bounds = variational_bounds(model, x, samples=11, max_rows=7)
+    bounds = variational_bounds(model, x, num_samples=11, max_rows=7)
     torch.testing.assert_close(bounds["iwae"], model.log_evidence(x), rtol=0, atol=1e-10)
     torch.testing.assert_close(bounds["elbo"], bounds["reconstruction"] - bounds["kl"])
 
@@ -161,13 +162,13 @@ def test_annealed_loss_weights_the_kl_by_beta():
     model = _model()
     model.set_posterior(loc_shift=0.3)
     x = _data(model, 8)
-    task = ELBOTask(model, samples=3, anneal_steps=100, anneal_start=0.1)
+    task = ELBOTask(model, num_samples=3, anneal_steps=100, anneal_start=0.1)
     assert [annealed_beta(s, 100, 0.1) for s in (0, 50, 100, 150)] == [0.1, 0.55, 1.0, 1.0]
     task.step = 50
     torch.manual_seed(3)
     out = task({"x": x})
     torch.manual_seed(3)
-    terms = bound_terms(model, x, samples=3)
+    terms = bound_terms(model, x, num_samples=3)
     expected = -(terms.reconstruction().mean() - 0.55 * terms.kl().mean()) / 3
     torch.testing.assert_close(out.loss, expected)
     assert float(out.metrics["beta"]) == pytest.approx(0.55)

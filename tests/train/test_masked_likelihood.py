@@ -91,7 +91,7 @@ def test_loss_is_nats_per_observed_element_and_ignores_masked_terms():
 def test_refuses_flows_without_per_element_conditionals_and_batches_without_a_mask():
     iaf = Flow(SequenceStack([SequenceIAF(C, residual_channels=4, skip_channels=4, blocks=1)]),
                StandardNormal(C))
-    with pytest.raises(ValueError, match="SequenceIAF: .*MAF layers to score"):
+    with pytest.raises(ValueError, match="SequenceIAF: .*MAF layers in the forward direction"):
         MaskedLikelihoodTask(iaf)
     with pytest.raises(ValueError, match="order the channels differently"):
         MaskedLikelihoodTask(stack_flow("wavenet", orders=["natural", "reversed"]))

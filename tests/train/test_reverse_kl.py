@@ -49,7 +49,7 @@ def test_kl_of_the_exact_target_is_zero():
         return 0.5 * ((z - base.loc.detach()) / scale).square().sum(1)
 
     log_z = math.log(2 * math.pi) + float(base.log_scale.detach().sum())
-    kl, error = reverse_kl(Flow(Compose([]), base), energy, log_z, samples=1000)
+    kl, error = reverse_kl(Flow(Compose([]), base), energy, log_z, num_samples=1000)
     assert abs(kl) < 1e-12 and error < 1e-12
 
 
@@ -84,7 +84,7 @@ def test_engine_fits_a_correlated_gaussian_to_kl_below_001(tmp_path):
                    splits={"train": SampleSlots(12_800), "val": SampleSlots(4096)})
     assert result.val["kl"] == pytest.approx(result.val["free_energy"] + log_z)
     torch.manual_seed(1)
-    kl, error = reverse_kl(flow, gaussian_energy, LOG_Z, samples=200_000)
+    kl, error = reverse_kl(flow, gaussian_energy, LOG_Z, num_samples=200_000)
     assert error < 0.002
     assert kl < 0.01
     assert kl > -3 * error  # a KL estimate with the true normalizer is not negative

@@ -113,7 +113,7 @@ def test_feature_count_mismatch_names_both(tmp_path):
 def test_eval_and_sample_cli_refuse_a_caller_flow_run(tmp_path, capsys):
     run = tmp_path / "run"
     train(tiny_config(max_steps=5), run, flow=_glow_like(0))
-    for argv in (["eval", str(run)], ["sample", str(run), "--num", "4", "--out",
+    for argv in (["eval", str(run)], ["sample", str(run), "--num-samples", "4", "--out",
                                       str(tmp_path / "s.npy")]):
         assert cli.main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()

@@ -116,16 +116,16 @@ def test_refuses_layers_without_a_one_pass_gaussian():
     maf = _stack(SequenceMAF, flows=1)
     with pytest.raises(ValueError, match="SequenceMAF: its conditioner reads the output side"):
         generated_gaussian(maf, torch.randn(1, 1, T, dtype=torch.float64), _context(1))
-    with pytest.raises(ValueError, match="SequenceIAF: .* scoring direction"):
-        check_gaussian_steps(_stack(SequenceIAF, flows=1), generate=False)
+    with pytest.raises(ValueError, match=r"SequenceIAF: .* forward \(normalizing\) direction"):
+        check_gaussian_steps(_stack(SequenceIAF, flows=1), inverse=False)
     coupling = Compose([Scaling(2), AffineCoupling(2, hidden_features=4)])
     with pytest.raises(ValueError, match="AffineCoupling: not an elementwise or autoregressive"):
         scored_gaussian(coupling, torch.randn(3, 2))
     mixed = Compose([SequenceMAF(2, residual_channels=4, skip_channels=4, blocks=1,
                                  order=order) for order in ("natural", "reversed")])
     with pytest.raises(ValueError, match="order the channels differently"):
-        check_gaussian_steps(mixed, generate=False)
+        check_gaussian_steps(mixed, inverse=False)
     check_gaussian_steps(Compose([SequenceMAF(2, residual_channels=4, skip_channels=4,
-                                              blocks=1) for _ in range(2)]), generate=False)
+                                              blocks=1) for _ in range(2)]), inverse=False)
     with pytest.raises(ValueError, match="ActNorm: not initialized"):
-        check_gaussian_steps(Compose([ActNorm(1), nn.Identity()]), generate=True)
+        check_gaussian_steps(Compose([ActNorm(1), nn.Identity()]), inverse=True)

@@ -60,6 +60,7 @@ def calendar_features(times: np.ndarray, freq: str) -> np.ndarray:
     return np.stack(columns, axis=1).astype(np.float32)
 
 
-def future_times(series: Series, steps: int) -> np.ndarray:
-    """The ``steps`` timestamps ``(steps,)`` that follow the end of ``series``."""
-    return time_grid(series.times[-1], steps + 1, series.freq)[1:]
+def future_times(series: Series, horizon: int) -> np.ndarray:
+    """The ``horizon`` timestamps ``(horizon,)`` that follow the end of ``series`` (the times of
+    a forecast of ``H = horizon`` steps from the series' end)."""
+    return time_grid(series.times[-1], horizon + 1, series.freq)[1:]

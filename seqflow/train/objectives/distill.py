@@ -49,12 +49,7 @@ import torch
 from torch import Tensor, nn
 
 from seqflow.distributions import Flow, StandardNormal
-from seqflow.metrics.audio import (
-    DEFAULT_RESOLUTIONS,
-    Resolution,
-    average_power_distance,
-    multi_resolution_stft_terms,
-)
+from seqflow.metrics.audio import DEFAULT_RESOLUTIONS, PowerSpectra, Resolution
 from seqflow.train.objectives.anneal import annealed_beta
 from seqflow.train.objectives.base import Task, TaskOutput
 from seqflow.transforms.gaussian_steps import (
@@ -96,13 +91,13 @@ _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 EVAL_TERMS = ("kl", "kl_mc", "reg", "stft", "power", "teacher_ll", "student_ll")
 
 
-def gaussian_steps_of(flow: nn.Module, generate: bool) -> bool:
+def gaussian_steps_of(flow: nn.Module, inverse: bool) -> bool:
     """True when ``flow`` is a :class:`Flow` with a standard-normal base whose transform has a
     one-pass per-step Gaussian in that direction (:func:`check_gaussian_steps`)."""
     if not isinstance(flow, Flow) or not isinstance(flow.base, StandardNormal):
         return False
     try:
-        check_gaussian_steps(flow.transform, generate)
+        check_gaussian_steps(flow.transform, inverse)
     except ValueError:
         return False
     return True
@@ -120,7 +115,8 @@ class DistillTask(Task):
         kl: ``"closed_form"`` (needs per-step Gaussians of both flows) or ``"monte_carlo"``.
         kl_weight, reg_weight, stft_weight, power_weight: ``w_kl``, ``lambda``, ``w_stft``,
             ``w_pow`` (>= 0).
-        stft_resolutions: ``(n_fft, hop, win_length)`` triples of the STFT and power losses.
+        stft_resolutions: ``(n_fft, hop_length, win_length)`` triples of the STFT and power
+            losses.
         kl_warmup_steps: optimizer steps over which the KL and its regularizer ramp up
             linearly from ``1 / kl_warmup_steps`` to full weight (0: no warm-up).
 
@@ -158,8 +154,8 @@ class DistillTask(Task):
         if not callable(getattr(teacher, "log_prob", None)):
             raise ValueError(f"DistillTask: the teacher must have log_prob, got "
                              f"{type(teacher).__name__}")
-        self.student_steps = gaussian_steps_of(student, generate=True)
-        self.teacher_steps = gaussian_steps_of(teacher, generate=False)
+        self.student_steps = gaussian_steps_of(student, inverse=True)
+        self.teacher_steps = gaussian_steps_of(teacher, inverse=False)
         need = (["kl=closed_form"] if kl == "closed_form" else []) + (
             ["reg_weight > 0"] if reg_weight > 0 else [])
         if need and not (self.student_steps and self.teacher_steps):
@@ -183,12 +179,23 @@ class DistillTask(Task):
         return self._frozen["teacher"]
 
     # ----------------------------------------------------------------------------- terms
-    def stft_distance(self, pred: Tensor, target: Tensor) -> Tensor:
-        """Per-example MR-STFT loss ``(batch,)`` of waveforms ``(batch, time)``: the mean over
-        this task's resolutions of ``L_sc + L_mag``
-        (:func:`~seqflow.metrics.audio.multi_resolution_stft_terms`)."""
-        st = multi_resolution_stft_terms(pred, target, self.stft_resolutions)
-        return (st.spectral_convergence + st.log_magnitude).mean(0)
+    def spectral_terms(self, pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """``(stft, power)``, each ``(batch,)``, of waveforms ``(batch, time)``: the MR-STFT
+        loss (the mean over this task's resolutions of ``L_sc + L_mag``) and the power loss
+        (:func:`~seqflow.metrics.audio.average_power_distance`), from one STFT per resolution
+        and signal (:class:`~seqflow.metrics.audio.PowerSpectra`); a term whose weight is 0 is
+        zeros, and with both weights 0 no STFT is computed."""
+        zeros = pred.new_zeros(pred.shape[0])
+        if self.stft_weight == 0 and self.power_weight == 0:
+            return zeros, zeros
+        spectra = PowerSpectra.of(pred, target, self.stft_resolutions)
+        stft = power = zeros
+        if self.stft_weight > 0:
+            st = spectra.stft_terms()
+            stft = (st.spectral_convergence + st.log_magnitude).mean(0)
+        if self.power_weight > 0:
+            power = spectra.average_power_distance()
+        return stft, power
 
     def kl_ramp(self) -> float:
         """The warm-up factor ``r`` of the KL and its regularizer at ``self.step``: the linear
@@ -225,15 +232,7 @@ class DistillTask(Task):
             reg = (student_g.log_scale - teacher_g.log_scale).square().flatten(1).mean(1)
         else:
             reg = torch.zeros_like(kl)
-        if self.stft_weight > 0:
-            stft = self.stft_distance(x.flatten(1), target.flatten(1))
-        else:
-            stft = torch.zeros_like(kl)
-        if self.power_weight > 0:
-            power = average_power_distance(x.flatten(1), target.flatten(1),
-                                           self.stft_resolutions)
-        else:
-            power = torch.zeros_like(kl)
+        stft, power = self.spectral_terms(x.flatten(1), target.flatten(1))
         ramp = self.kl_ramp() if self.training else 1.0
         loss = (ramp * (self.kl_weight * kl + self.reg_weight * reg) + self.stft_weight * stft
                 + self.power_weight * power)

@@ -52,7 +52,7 @@ class LatentVariableModel(nn.Module):
 
 @dataclass
 class BoundTerms:
-    """Per-sample terms, each ``(batch, samples)``: ``log p(x | z_s)``, ``log p(z_s)`` and
+    """Per-sample terms, each ``(batch, num_samples)``: ``log p(x | z_s)``, ``log p(z_s)`` and
     ``log q(z_s | x)`` for ``z_s ~ q(z | x)``."""
 
     log_likelihood: Tensor
@@ -60,11 +60,11 @@ class BoundTerms:
     log_posterior: Tensor
 
     @property
-    def samples(self) -> int:
+    def num_samples(self) -> int:
         return self.log_likelihood.shape[1]
 
     def log_weights(self) -> Tensor:
-        """``log p(x, z_s) - log q(z_s | x)`` ``(batch, samples)``."""
+        """``log p(x, z_s) - log q(z_s | x)`` ``(batch, num_samples)``."""
         return self.log_likelihood + self.log_prior - self.log_posterior
 
     def elbo(self) -> Tensor:
@@ -81,7 +81,7 @@ class BoundTerms:
 
     def iwae(self) -> Tensor:
         """``log (1/k) sum_s exp(log_weight_s)`` of each example ``(batch,)``."""
-        return torch.logsumexp(self.log_weights(), dim=1) - math.log(self.samples)
+        return torch.logsumexp(self.log_weights(), dim=1) - math.log(self.num_samples)
 
 
 def check_latent_model(model: nn.Module, name: str) -> None:
@@ -96,28 +96,30 @@ def check_latent_model(model: nn.Module, name: str) -> None:
             f"{', '.join(missing)}")
 
 
-def bound_terms(model: LatentVariableModel, x: Tensor, samples: int,
+def bound_terms(model: LatentVariableModel, x: Tensor, num_samples: int,
                 max_rows: int = MAX_ROWS) -> BoundTerms:
-    """Draw ``samples`` latents per example from ``q(z | x)`` and score them.
+    """Draw ``num_samples`` latents per example from ``q(z | x)`` and score them.
 
     The decoder sees at most ``max_rows`` rows (examples x samples) at once: the samples are
-    drawn in chunks and only their ``(batch, samples)`` scores are kept, so ``samples=1000``
-    fits in memory. Gradients flow through every term (reparameterized draws).
+    drawn in chunks and only their ``(batch, num_samples)`` scores are kept, so
+    ``num_samples=1000`` fits in memory. Gradients flow through every term (reparameterized
+    draws).
     """
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"bound_terms: samples must be a positive int, got {samples!r}")
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+        raise ValueError(f"bound_terms: num_samples must be a positive int, got "
+                         f"{num_samples!r}")
     if max_rows < 1:
         raise ValueError(f"bound_terms: max_rows must be >= 1, got {max_rows}")
     if len(x) > max_rows:
-        parts = [bound_terms(model, part, samples, max_rows) for part in x.split(max_rows)]
+        parts = [bound_terms(model, part, num_samples, max_rows) for part in x.split(max_rows)]
         return BoundTerms(*(torch.cat([getattr(p, f) for p in parts])
                             for f in ("log_likelihood", "log_prior", "log_posterior")))
     batch = len(x)
     context = model.encode(x)
     chunk = max(1, max_rows // batch)
     pieces = []
-    for start in range(0, samples, chunk):
-        k = min(chunk, samples - start)
+    for start in range(0, num_samples, chunk):
+        k = min(chunk, num_samples - start)
         rows = context.repeat_interleave(k, dim=0)  # example-major: row b * k + s
         z, log_q = model.posterior.sample_and_log_prob(len(rows), rows)
         log_lik = model.log_likelihood(x.repeat_interleave(k, dim=0), z)
@@ -127,11 +129,11 @@ def bound_terms(model: LatentVariableModel, x: Tensor, samples: int,
 
 
 @torch.no_grad()
-def variational_bounds(model: LatentVariableModel, x: Tensor, samples: int = 1000,
+def variational_bounds(model: LatentVariableModel, x: Tensor, num_samples: int = 1000,
                        max_rows: int = MAX_ROWS) -> dict[str, Tensor]:
     """``elbo``, ``iwae``, ``kl`` and ``reconstruction`` ``(batch,)`` in nats per example, from
-    one set of ``samples`` draws per example (the ELBO and KL averaged over them)."""
-    terms = bound_terms(model, x, samples, max_rows)
+    one set of ``num_samples`` draws per example (the ELBO and KL averaged over them)."""
+    terms = bound_terms(model, x, num_samples, max_rows)
     return {"elbo": terms.elbo(), "iwae": terms.iwae(), "kl": terms.kl(),
             "reconstruction": terms.reconstruction()}
 
@@ -158,19 +160,19 @@ class ELBOTask(Task):
     :class:`~seqflow.train.objectives.LikelihoodTask`), with
     ``beta = annealed_beta(step, anneal_steps, anneal_start)`` (Bowman et al. 2016, Sonderby et
     al. 2016; Rezende & Mohamed 2015 anneal with ``beta_t = min(1, 0.01 + t / 10000)``).
-    ``evaluate`` returns ``-ELBO`` per example (with ``samples`` draws), which the engine
+    ``evaluate`` returns ``-ELBO`` per example (with ``num_samples`` draws), which the engine
     minimizes to keep the best weights; logged metrics are nats per example.
 
     Args:
         model: a :class:`LatentVariableModel`.
-        samples: latent draws per example and step (their ELBO estimates are averaged).
+        num_samples: latent draws per example and step (their ELBO estimates are averaged).
         anneal_steps, anneal_start: the KL warm-up (0 steps: ``beta = 1``).
         max_rows: decoder rows per pass (see :func:`bound_terms`).
     """
 
     score_name = "neg_elbo"
 
-    def __init__(self, model: LatentVariableModel, samples: int = 1, anneal_steps: int = 0,
+    def __init__(self, model: LatentVariableModel, num_samples: int = 1, anneal_steps: int = 0,
                  anneal_start: float = 0.01, max_rows: int = MAX_ROWS):
         super().__init__()
         check_latent_model(model, type(self).__name__)
@@ -178,7 +180,7 @@ class ELBOTask(Task):
             raise ValueError(f"{type(self).__name__}: anneal_start must be in (0, 1], got "
                              f"{anneal_start}")
         self.model = model
-        self.samples = samples
+        self.num_samples = num_samples
         self.anneal_steps = anneal_steps
         self.anneal_start = anneal_start
         self.max_rows = max_rows
@@ -188,7 +190,7 @@ class ELBOTask(Task):
 
     def forward(self, batch: dict) -> TaskOutput:
         x = batch["x"]
-        terms = bound_terms(self.model, x, self.samples, self.max_rows)
+        terms = bound_terms(self.model, x, self.num_samples, self.max_rows)
         reconstruction, kl = terms.reconstruction().mean(), terms.kl().mean()
         beta = self.beta()
         loss = -(reconstruction - beta * kl) / x[0].numel()
@@ -198,31 +200,32 @@ class ELBOTask(Task):
         return TaskOutput(loss=loss, metrics=metrics)
 
     def evaluate(self, batch: dict) -> Tensor:
-        return -bound_terms(self.model, batch["x"], self.samples, self.max_rows).elbo()
+        return -bound_terms(self.model, batch["x"], self.num_samples, self.max_rows).elbo()
 
     def units(self, mean_score: float, batch: dict) -> dict[str, float]:
         return {self.score_name: mean_score, "elbo": -mean_score}
 
 
 class IWAETask(Task):
-    """Maximize the importance-weighted bound with ``samples`` draws (Burda et al. 2016);
+    """Maximize the importance-weighted bound with ``num_samples`` draws (Burda et al. 2016);
     ``evaluate`` returns ``-IWAE_{eval_samples}`` per example, the log-likelihood estimate
     (``eval_samples=1000`` by default, drawn in chunks of ``max_rows`` decoder rows)."""
 
     score_name = "neg_iwae"
 
-    def __init__(self, model: LatentVariableModel, samples: int = 5, eval_samples: int = 1000,
+    def __init__(self, model: LatentVariableModel, num_samples: int = 5,
+                 eval_samples: int = 1000,
                  max_rows: int = MAX_ROWS):
         super().__init__()
         check_latent_model(model, type(self).__name__)
         self.model = model
-        self.samples = samples
+        self.num_samples = num_samples
         self.eval_samples = eval_samples
         self.max_rows = max_rows
 
     def forward(self, batch: dict) -> TaskOutput:
         x = batch["x"]
-        terms = bound_terms(self.model, x, self.samples, self.max_rows)
+        terms = bound_terms(self.model, x, self.num_samples, self.max_rows)
         iwae = terms.iwae().mean()
         metrics = {"iwae": iwae.detach(), "elbo": terms.elbo().mean().detach(),
                    "kl": terms.kl().mean().detach()}

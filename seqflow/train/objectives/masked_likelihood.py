@@ -33,8 +33,9 @@ def elementwise_log_prob(flow: Flow, x: Tensor, context: Context = None) -> Tens
 
     Returns ``(batch, channels, time)``; its sum over channels and time is
     ``flow.log_prob(x, context)``. Needs a standard-normal base and layers whose per-step
-    conditional is Gaussian in one scoring pass (:func:`~seqflow.transforms.scored_gaussian`:
-    MAF layers in one channel order, elementwise affine layers).
+    conditional is Gaussian in one forward (data -> noise) pass
+    (:func:`~seqflow.transforms.scored_gaussian`: MAF layers in one channel order, elementwise
+    affine layers).
     """
     check_elementwise_flow(flow)
     steps = scored_gaussian(flow.transform, x, context)
@@ -47,7 +48,7 @@ def check_elementwise_flow(flow: nn.Module) -> None:
         raise ValueError(f"per-element log-densities need a Flow with a StandardNormal base, "
                          f"got {type(flow).__name__}")
     try:
-        check_gaussian_steps(flow.transform, generate=False)
+        check_gaussian_steps(flow.transform, inverse=False)
     except ValueError as err:
         raise ValueError(f"per-element log-densities: {err}") from None
 

@@ -31,20 +31,21 @@ Energy = Callable[[Tensor], Tensor]  # U: (batch, D) -> (batch,)
 
 
 class SampleSlots(Dataset):
-    """``count`` items ``{"x": (0,) tensor, "context": None, "index": i}``: batch sizes only.
+    """``num_samples`` items ``{"x": (0,) tensor, "context": None, "index": i}``: batch sizes
+    only (the task draws one sample per item).
 
     >>> from seqflow.train.batches import collate
     >>> collate(SampleSlots(10).__getitems__([3, 4]))["x"].shape
     torch.Size([2, 0])
     """
 
-    def __init__(self, count: int):
-        if count < 1:
-            raise ValueError(f"SampleSlots: count must be >= 1, got {count}")
-        self.count = count
+    def __init__(self, num_samples: int):
+        if num_samples < 1:
+            raise ValueError(f"SampleSlots: num_samples must be >= 1, got {num_samples}")
+        self.num_samples = num_samples
 
     def __len__(self) -> int:
-        return self.count
+        return self.num_samples
 
     def __getitem__(self, i: int) -> dict:
         return {"x": torch.zeros(0), "context": None, "index": int(i)}
@@ -144,15 +145,16 @@ def log_normalizer_on_grid(energy: Energy, low: float = -6.0, high: float = 6.0,
 
 @torch.no_grad()
 def reverse_kl(flow: nn.Module, energy: Energy, log_normalizer: float,
-               samples: int = 100_000, chunk: int = 1 << 14) -> tuple[float, float]:
-    """Monte Carlo ``KL(q || p) = E_q[log q + U] + log Z`` and its standard error, in nats.
+               num_samples: int = 100_000, chunk: int = 1 << 14) -> tuple[float, float]:
+    """Monte Carlo ``KL(q || p) = E_q[log q + U] + log Z`` over ``num_samples`` draws and its
+    standard error, in nats.
 
     The flow's own draws carry their exact log-density, so the only approximation besides the
     Monte Carlo error is ``log Z``.
     """
     values = []
-    for start in range(0, samples, chunk):
-        z, log_q = flow.sample_and_log_prob(min(chunk, samples - start))
+    for start in range(0, num_samples, chunk):
+        z, log_q = flow.sample_and_log_prob(min(chunk, num_samples - start))
         values.append((log_q + energy(z)).double())
     v = torch.cat(values)
     return float(v.mean()) + log_normalizer, float(v.std()) / math.sqrt(len(v))
