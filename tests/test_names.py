@@ -95,6 +95,7 @@ def test_forecasting_and_timeseries_never_call_the_horizon_steps() -> None:
 
 
 def test_audio_and_sample_count_spellings() -> None:
+    from seqflow.data import sources
     from seqflow.metrics import audio
     from seqflow.train import inference
 
@@ -102,5 +103,5 @@ def test_audio_and_sample_count_spellings() -> None:
     assert "hop_length" in _parameters(audio.log_spectral_distance)
     assert {"hop_length", "f_min", "f_max"} <= _parameters(audio.mel_cepstral_distortion)
     assert {"f_min", "f_max", "hop_length"} <= _parameters(audio.f0_metrics)
-    for fn in (inference.sample_run, inference.sample_chunks, inference.write_sample_chunks):
+    for fn in (inference.sample_run, inference.sample_chunks, sources.write_sample_chunks):
         assert "num_samples" in _parameters(fn)

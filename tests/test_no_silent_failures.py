@@ -31,9 +31,10 @@ from seqflow import (
     SequenceStack,
     StandardNormal,
 )
+from seqflow.data.sources import write_sample_chunks
 from seqflow.nn import SequenceContext
 from seqflow.train import NonFiniteLossError, train
-from seqflow.train.inference import evaluate_run, sample_chunks, write_sample_chunks
+from seqflow.train.inference import evaluate_run, sample_chunks
 from seqflow.train.models import build_flow
 from seqflow.train.objectives import LikelihoodTask, TaskOutput
 

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqflow import ConditionalDiagonalNormal, Flow, StandardNormal
-from seqflow.train import LatentVariableModel
+from seqflow.distributions import LatentVariableModel
 from seqflow.transforms import IAF, Compose, Planar, Radial, Reverse, Transform
 
 POSTERIORS = ("diag", "planar", "radial", "iaf")

@@ -2,7 +2,7 @@
 
 Trains one VAE per (posterior, seed) through seqflow's engine (``train.task: elbo``, KL
 annealing, best-validation weights), scores the test split with the ELBO and the
-importance-weighted bound IWAE(k) (``seqflow.train.objectives.variational_bounds``), and writes
+importance-weighted bound IWAE(k) (``seqflow.distributions.variational_bounds``), and writes
 a Markdown report with reconstructions and samples:
 
     python recipes/vae/run.py --config recipes/vae/configs/fashion_mnist.yaml
@@ -30,11 +30,11 @@ from data import Images, load_images, splits  # noqa: E402
 from model import POSTERIORS, VAE, VAEConfig  # noqa: E402
 from torch import Tensor
 
+from seqflow.distributions import variational_bounds
 from seqflow.train import (
     build_task,
     config_from_dict,
     load_weights,
-    variational_bounds,
     write_json_atomic,
 )
 from seqflow.train import train as engine_train

@@ -1,5 +1,5 @@
 """Distributions: base (noise) distributions, context-dependent posteriors, :class:`Flow`,
-and the MADE mixture of Gaussians."""
+the MADE mixture of Gaussians, and latent-variable models with their variational bounds."""
 
 from seqflow.distributions.base import (
     DiagonalNormal,
@@ -9,14 +9,24 @@ from seqflow.distributions.base import (
 )
 from seqflow.distributions.conditional import ConditionalDiagonalNormal
 from seqflow.distributions.flow import Flow
+from seqflow.distributions.latent import (
+    BoundTerms,
+    LatentVariableModel,
+    bound_terms,
+    variational_bounds,
+)
 from seqflow.distributions.mixture import MADEMoG
 
 __all__ = [
+    "BoundTerms",
     "ConditionalDiagonalNormal",
     "DiagonalNormal",
     "Distribution",
     "Flow",
+    "LatentVariableModel",
     "MADEMoG",
     "StandardLogistic",
     "StandardNormal",
+    "bound_terms",
+    "variational_bounds",
 ]

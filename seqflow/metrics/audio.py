@@ -120,6 +120,26 @@ class STFTLossTerms:
         return (self.spectral_convergence + self.log_magnitude).mean()
 
 
+def parse_resolutions(text: str) -> tuple[Resolution, ...]:
+    """``"512,128,512;1024,256,1024"`` -> ``((512, 128, 512), (1024, 256, 1024))``: triples
+    ``n_fft,hop_length,win_length`` with ``0 < hop_length`` and ``0 < win_length <= n_fft``.
+
+    >>> parse_resolutions("512,128,512")
+    ((512, 128, 512),)
+    """
+    out = []
+    for part in text.split(";"):
+        try:
+            triple = tuple(int(v) for v in part.split(","))
+        except ValueError:
+            triple = ()
+        if len(triple) != 3 or not (triple[1] > 0 and 0 < triple[2] <= triple[0]):
+            raise ValueError(f"{part.strip()!r} is not n_fft,hop_length,win_length with "
+                             f"0 < hop_length and 0 < win_length <= n_fft (in {text!r})")
+        out.append(triple)
+    return tuple(out)
+
+
 def _check_resolutions(resolutions: Sequence[Resolution]) -> tuple[Resolution, ...]:
     """``resolutions`` as a tuple of int ``(n_fft, hop_length, win_length)`` triples, or a one-line
     ``ValueError``."""

@@ -4,6 +4,7 @@ This package's public API is what recipes, tools and the domain packages
 (:mod:`seqflow.speech`, :mod:`seqflow.forecasting`) import; its modules are internal.
 """
 
+from seqflow.data.sources import write_sample_chunks
 from seqflow.train.audio_data import recorded_split, utterances
 from seqflow.train.batches import RowDataset
 from seqflow.train.checkpoints import CheckpointError, write_json_atomic
@@ -22,13 +23,12 @@ from seqflow.train.engine import (
     TrainResult,
     train,
 )
-from seqflow.train.inference import evaluate_run, sample_chunks, write_sample_chunks
+from seqflow.train.inference import evaluate_run, sample_chunks
 from seqflow.train.models import build_flow
 from seqflow.train.objectives import (
     DistillTask,
     ELBOTask,
     IWAETask,
-    LatentVariableModel,
     LikelihoodTask,
     MaskedLikelihoodTask,
     ReverseKLTask,
@@ -37,7 +37,6 @@ from seqflow.train.objectives import (
     TaskOutput,
     log_normalizer_on_grid,
     reverse_kl,
-    variational_bounds,
 )
 from seqflow.train.registry import build_task, check_config
 from seqflow.train.run_dir import finished_run, load_run, load_weights, reusable_result
@@ -49,7 +48,6 @@ __all__ = [
     "DistillTask",
     "ELBOTask",
     "IWAETask",
-    "LatentVariableModel",
     "LikelihoodTask",
     "MaskedLikelihoodTask",
     "NonFiniteLossError",
@@ -79,7 +77,6 @@ __all__ = [
     "sample_chunks",
     "train",
     "utterances",
-    "variational_bounds",
     "write_json_atomic",
     "write_sample_chunks",
 ]

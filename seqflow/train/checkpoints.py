@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import random
@@ -35,6 +34,8 @@ import torch
 from safetensors.torch import load_file
 from safetensors.torch import save as serialize_tensors
 
+from seqflow.data.sources import sha256_file
+
 MANIFEST = "MANIFEST.json"
 STEP_DIR = re.compile(r"^step_(\d+)$")
 QUARANTINE = "quarantine"
@@ -43,14 +44,6 @@ DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 class CheckpointError(RuntimeError):
     """A checkpoint or run directory that cannot be used."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fsync(path: Path) -> None:

@@ -32,6 +32,8 @@ from typing import Any
 import yaml
 
 from seqflow.data.features import MelConfig
+from seqflow.data.yaml_reader import UniqueKeyLoader, one_line, read_yaml
+from seqflow.metrics.audio import parse_resolutions
 from seqflow.train.objectives.distill import KL_ESTIMATORS, DistillSettings
 from seqflow.train.objectives.elbo import VariationalSettings
 from seqflow.transforms.elementwise import LOG_SCALE_BOUND
@@ -303,30 +305,20 @@ def _build_section(name: str, cls: type, raw: Any) -> Any:
     try:
         return cls(**values)
     except ValueError as err:  # a section's own validation, e.g. MelConfig's
-        raise ConfigError(f"{name}: {_one_line(str(err))}") from None
+        raise ConfigError(f"{name}: {one_line(str(err))}") from None
 
 
 def stft_resolutions(text: str, key: str = "train.distill.stft_resolutions"
                      ) -> tuple[tuple[int, int, int], ...]:
-    """``"512,128,512;1024,256,1024"`` -> ``((512, 128, 512), (1024, 256, 1024))``.
-
-    Each triple is ``n_fft,hop_length,win_length`` with ``0 < hop_length`` and
-    ``0 < win_length <= n_fft``.
+    """:func:`~seqflow.metrics.audio.parse_resolutions` of a config value; errors name ``key``.
 
     >>> stft_resolutions("512,128,512")
     ((512, 128, 512),)
     """
-    out = []
-    for part in text.split(";"):
-        try:
-            triple = tuple(int(v) for v in part.split(","))
-        except ValueError:
-            triple = ()
-        if len(triple) != 3 or not (triple[1] > 0 and 0 < triple[2] <= triple[0]):
-            raise ConfigError(f"{key}: {part.strip()!r} is not n_fft,hop_length,win_length "
-                              f"with 0 < hop_length and 0 < win_length <= n_fft (in {text!r})")
-        out.append(triple)
-    return tuple(out)
+    try:
+        return parse_resolutions(text)
+    except ValueError as err:
+        raise ConfigError(f"{key}: {err}") from None
 
 
 def _check_distill(cfg: Config) -> None:
@@ -376,61 +368,6 @@ def _check_ranges(cfg: Config) -> None:
     _check_distill(cfg)
 
 
-class UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a key repeated in one mapping.
-
-    YAML 1.2 requires mapping keys to be unique; PyYAML would silently keep the last value.
-    Keys brought in by a merge (``<<: *anchor``) may still be overridden explicitly.
-    """
-
-    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict:
-        if isinstance(node, yaml.MappingNode):
-            first_seen: dict[Any, yaml.Mark] = {}
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = self.construct_object(key_node, deep=deep)
-                try:
-                    first = first_seen.setdefault(key, key_node.start_mark)
-                except TypeError:
-                    continue  # an unhashable key: the base class reports it
-                if first is not key_node.start_mark:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r} (first at line {first.line + 1})",
-                        key_node.start_mark)
-        return super().construct_mapping(node, deep=deep)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _yaml_error(path: Path, text: str, err: yaml.YAMLError) -> ConfigError:
-    """``file:line:column: <file> is not valid YAML: problem`` (1-based, as editors count)."""
-    mark = getattr(err, "problem_mark", None)
-    if isinstance(err, yaml.MarkedYAMLError) and mark is not None:
-        problem = err.problem or "syntax error"
-        if err.context:
-            where = f" at line {err.context_mark.line + 1}" if err.context_mark else ""
-            problem += f" ({err.context}{where})"
-        line, column = mark.line + 1, mark.column + 1
-    elif isinstance(err, yaml.reader.ReaderError):
-        problem = str(err).splitlines()[0]
-        line = text.count("\n", 0, err.position) + 1
-        column = err.position - (text.rfind("\n", 0, err.position) + 1) + 1
-    else:
-        return ConfigError(f"{path}: {path.name} is not valid YAML: {_one_line(str(err))}")
-    return ConfigError(f"{path}:{line}:{column}: {path.name} is not valid YAML: "
-                       f"{_one_line(problem)}")
-
-
-def _decode_error(path: Path, data: bytes, err: UnicodeDecodeError) -> ConfigError:
-    line = data.count(b"\n", 0, err.start) + 1
-    column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
-    return ConfigError(f"{path}:{line}:{column}: {path.name} is not valid YAML: not UTF-8 text "
-                       f"({err.reason})")
-
-
 def _parse_override(item: str) -> tuple[list[str], Any]:
     """``"train.distill.kl_weight=0.5"`` -> ``(["train", "distill", "kl_weight"], 0.5)`` (the
     value is parsed as YAML)."""
@@ -447,7 +384,7 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
         value = yaml.load(text, Loader=UniqueKeyLoader) if text.strip() else ""
     except yaml.YAMLError as err:
         raise ConfigError(
-            f"override {item!r}: value is not valid YAML ({_one_line(str(err))})") from None
+            f"override {item!r}: value is not valid YAML ({one_line(str(err))})") from None
     return parts, value
 
 
@@ -558,15 +495,10 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    data = path.read_bytes()
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise _decode_error(path, data, err) from None
-    try:
-        raw = yaml.load(text, Loader=UniqueKeyLoader)
-    except yaml.YAMLError as err:
-        raise _yaml_error(path, text, err) from None
+        raw = read_yaml(path)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError(
             f"{path}: a config must be a YAML mapping of sections, got {type(raw).__name__}"

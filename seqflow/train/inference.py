@@ -3,16 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
 from seqflow.checks import describe_nonfinite
-from seqflow.train import checkpoints as ckpt
 from seqflow.train import run_dir as rd
 from seqflow.train.batches import collate
 from seqflow.train.datasets import build_splits
@@ -50,24 +48,6 @@ def evaluate_run(run_dir: str | Path, split: str = "test", weights: str = "auto"
         example = example or batch
     return {"split": split, "items": count, "step": info["step"], "weights": info["weights"],
             **task.units(total / count, example)}
-
-
-def write_samples(samples: Tensor, path: str | Path) -> None:
-    """Write samples as ``.npy``, ``.csv`` (vectors only) or ``.safetensors``."""
-    path = Path(path)
-    array = samples.detach().cpu().numpy()
-    if path.suffix == ".npy":
-        np.save(path, array)
-    elif path.suffix == ".csv":
-        if array.ndim != 2:
-            raise ValueError(f"{path}: .csv holds (num_samples, features) rows; these samples "
-                             f"have shape {array.shape}; use .npy")
-        np.savetxt(path, array, delimiter=",", fmt="%.8g")
-    elif path.suffix == ".safetensors":
-        ckpt.save_tensors({"samples": samples.contiguous()}, path)
-    else:
-        raise ValueError(f"{path}: unknown sample format {path.suffix!r}; use .npy, .csv or "
-                         ".safetensors")
 
 
 @torch.no_grad()
@@ -110,52 +90,3 @@ def sample_chunks(run_dir: str | Path, num_samples: int, seed: int = 0, weights:
                              "refusing to write them")
         done += n
         yield samples
-
-
-def write_sample_chunks(chunks: Iterable[Tensor], num_samples: int, path: str | Path) -> tuple:
-    """Stream ``num_samples`` samples, in chunks, into ``.npy`` (memory-mapped) or ``.csv``;
-    returns the shape.
-
-    ``.safetensors`` holds one tensor, so its chunks are gathered in memory first.
-    """
-    path = Path(path)
-    if path.suffix not in (".npy", ".csv", ".safetensors"):
-        raise ValueError(f"{path}: unknown sample format {path.suffix!r}; use .npy, .csv or "
-                         ".safetensors")
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    start, shape = 0, None
-    try:
-        if path.suffix == ".safetensors":
-            gathered = torch.cat(list(chunks))
-            write_samples(gathered, tmp)
-            shape = tuple(gathered.shape)
-        else:
-            out = None
-            for block in chunks:
-                array = block.cpu().numpy()
-                if out is None:
-                    shape = (num_samples, *array.shape[1:])
-                    if path.suffix == ".npy":
-                        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=array.dtype,
-                                                        shape=shape)
-                    else:
-                        if array.ndim != 2:
-                            raise ValueError(f"{path}: .csv holds (num_samples, features) "
-                                             f"rows; these samples have shape {shape}; use "
-                                             ".npy")
-                        out = tmp.open("w")
-                if path.suffix == ".npy":
-                    out[start:start + len(array)] = array
-                else:
-                    np.savetxt(out, array, delimiter=",", fmt="%.8g")
-                start += len(array)
-            if path.suffix == ".npy":
-                out.flush()
-                del out
-            else:
-                out.close()
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return shape

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from seqflow.data.sources import file_digest
 from seqflow.distributions import Flow
 from seqflow.train import checkpoints as ckpt
 from seqflow.train.config import Config, config_to_dict, diff_configs, load_config
@@ -181,12 +182,7 @@ def check_same_caller_flow(run: RunDir, flow: nn.Module) -> None:
 
 
 def _file_identity(path: Path) -> dict:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return {"path": str(path.resolve()), "size": path.stat().st_size,
-            "sha256": digest.hexdigest()}
+    return {"path": str(path.resolve()), **file_digest(path)}
 
 
 def record_data_source(run: RunDir, cfg: Config) -> None:

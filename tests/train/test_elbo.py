@@ -15,16 +15,10 @@ import torch
 from torch import Tensor, nn
 
 from seqflow import ConditionalDiagonalNormal, Flow, StandardNormal
+from seqflow.distributions import LatentVariableModel, bound_terms, variational_bounds
 from seqflow.train import config_from_dict, train
 from seqflow.train.batches import RowDataset
-from seqflow.train.objectives import (
-    ELBOTask,
-    IWAETask,
-    LatentVariableModel,
-    annealed_beta,
-    bound_terms,
-    variational_bounds,
-)
+from seqflow.train.objectives import ELBOTask, IWAETask, annealed_beta
 from seqflow.train.registry import build_task
 from seqflow.transforms import Compose
 

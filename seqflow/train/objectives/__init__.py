@@ -4,14 +4,7 @@ models; reverse KL to unnormalized targets; probability density distillation).""
 from seqflow.train.objectives.anneal import annealed_beta
 from seqflow.train.objectives.base import Task, TaskOutput, nll_units
 from seqflow.train.objectives.distill import DistillTask
-from seqflow.train.objectives.elbo import (
-    BoundTerms,
-    ELBOTask,
-    IWAETask,
-    LatentVariableModel,
-    bound_terms,
-    variational_bounds,
-)
+from seqflow.train.objectives.elbo import ELBOTask, IWAETask
 from seqflow.train.objectives.likelihood import LikelihoodTask, log_prob_of
 from seqflow.train.objectives.masked_likelihood import MaskedLikelihoodTask, elementwise_log_prob
 from seqflow.train.objectives.reverse_kl import (
@@ -22,11 +15,9 @@ from seqflow.train.objectives.reverse_kl import (
 )
 
 __all__ = [
-    "BoundTerms",
     "DistillTask",
     "ELBOTask",
     "IWAETask",
-    "LatentVariableModel",
     "LikelihoodTask",
     "MaskedLikelihoodTask",
     "ReverseKLTask",
@@ -34,11 +25,9 @@ __all__ = [
     "Task",
     "TaskOutput",
     "annealed_beta",
-    "bound_terms",
     "elementwise_log_prob",
     "log_normalizer_on_grid",
     "log_prob_of",
     "nll_units",
     "reverse_kl",
-    "variational_bounds",
 ]
