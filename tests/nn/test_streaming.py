@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from sequence_helpers import (  # noqa: F401  (single_thread is an autouse fixture)
@@ -183,6 +185,7 @@ def test_single_channel_step_modes_equal_the_full_pass(mode, kind, dtype, floor)
     """Both single-channel step modes, with kernel 3, restarting dilations, local features and
     global ids, continuing after a history, with the symmetric or the floored log-scale; the
     reference is the one-pass direction."""
+    torch.manual_seed(0)  # the inputs below, so that every run checks the same case
     cls = SequenceMAF if kind == "maf" else SequenceIAF
     layers = [perturb(cls(1, residual_channels=8, skip_channels=8, kernel_size=3, blocks=4,
                           cycles=2, log_scale_floor=floor, **conditioning_kwargs(True)), seed=i)
@@ -202,7 +205,13 @@ def test_single_channel_step_modes_equal_the_full_pass(mode, kind, dtype, floor)
             cont, _ = stack.sequential(y[..., split:], context, history=out[..., :split])
     tol = dict(rtol=RTOL, atol=ATOL) if dtype == torch.float32 else dict(rtol=1e-9, atol=1e-10)
     torch.testing.assert_close(back, y, **tol)
-    torch.testing.assert_close(cont, out[..., split:], **tol)
+    cont_tol = tol
+    if kind == "iaf" and floor is not None and dtype == torch.float32:
+        # The IAF's density divides by exp(s) >= exp(floor): its noise amplifies the float32
+        # round-off of two equal computations by up to exp(-floor) (about 8100 at -9).
+        gain = math.exp(-floor)
+        cont_tol = dict(rtol=RTOL * gain, atol=ATOL * gain)
+    torch.testing.assert_close(cont, out[..., split:], **cont_tol)
     torch.testing.assert_close(logdet, -logdet_back, rtol=tol["rtol"], atol=tol["atol"] * length)
 
 
