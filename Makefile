@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-density test lint bench clean-venv
+.PHONY: demo demo-density test lint bench results results-check clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) tools/bench.py
+
+# The tables of README.md, docs/benchmarks.md and docs/results/*.md from the raw results
+# committed beside them (no training, no timing; the standard library only).
+results:
+	$(PYTHON) tools/results.py
+
+results-check:
+	$(PYTHON) tools/results.py --check
 
 clean-venv:
 	rm -rf $(VENV)
