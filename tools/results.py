@@ -404,10 +404,16 @@ def demo_run() -> str:
         return quoted_text(DEMO_QUOTED, "demo_run")
     p = raw(DEMO_PROVENANCE)
     summary = raw(DEMO)
+    load = summary["tradeoff"]["machine"]
     return (f"Measured by `{p['make_target']}` (`{p['command']}`) on {p['date']}: "
             f"{p['machine']['cpu']}, {p['machine']['cores']} cores, commit {p['commit'][:7]}, "
-            f"{summary['seconds']['total'] / 60:.1f} min wall-clock. Raw results: "
-            "[docs/results/demo/summary.json](docs/results/demo/summary.json).")
+            f"{summary['seconds']['total'] / 60:.1f} min wall-clock beside other jobs; the "
+            f"real-time factors were timed at a load average of "
+            f"{load['load_average_start'][0]:.1f} -> {load['load_average_end'][0]:.1f} on the "
+            f"{load['cpu_count']} cores. Raw results: "
+            "[docs/results/demo/summary.json](docs/results/demo/summary.json) (a copy of that "
+            "run's `runs/demo/summary.json`) and "
+            "[provenance.json](docs/results/demo/provenance.json).")
 
 
 @block("demo")
