@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-density test lint bench lock clean-venv
+.PHONY: demo demo-density test lint bench lock results results-check clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,14 @@ bench: $(STAMP)
 # then rewrite constraints.txt (tools/lock.sh).
 lock:
 	tools/lock.sh $(PYTHON)
+
+# The tables of README.md, docs/benchmarks.md and docs/results/*.md from the raw results
+# committed beside them (no training, no timing; the standard library only).
+results:
+	$(PYTHON) tools/results.py
+
+results-check:
+	$(PYTHON) tools/results.py --check
 
 clean-venv:
 	rm -rf $(VENV)

@@ -14,15 +14,24 @@ Each (dataset, model, seed) trains in its own engine run directory
 with the same ``--out`` reuses finished results and resumes unfinished runs from their last
 checkpoint, so an interrupted comparison loses at most ``checkpoint_every`` steps of one run.
 
-    python recipes/density/compare.py --out runs/density --results-md docs/results/density.md
+    python recipes/density/compare.py --steps 1500 --out runs/density \
+        --results-json docs/results/density.json
     python recipes/density/compare.py --quick --out /tmp/density-quick   # seconds, for tests
+
+``--results-json`` writes the raw results of docs/results/density.md (every record, the
+settings, the command, machine, date and commit; ``make results`` turns them into the page's
+tables) and puts the plots beside them.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import os
+import shlex
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -266,7 +275,7 @@ def summarize(results: list[dict]) -> dict[tuple[str, str], dict]:
 
 
 def markdown(results: list[dict], datasets: list[Data], models: list[str], cfg: Config,
-             command: str, plots: dict[str, str], wall: float) -> str:
+             command: str, plots: dict[str, str], wall: float, date: str) -> str:
     summary = summarize(results)
     names = [d.name for d in datasets]
     reused = sum(r.get("reused", False) for r in results)
@@ -277,7 +286,7 @@ def markdown(results: list[dict], datasets: list[Data], models: list[str], cfg: 
         f"Command: `{command}`  ",
         "Machine: 2-core CPU, no GPU, shared with other engineers' jobs (timings are indicative); "
         "`torch.set_num_threads(1)`.  ",
-        f"Date: 2026-11-21. Total wall time of the run: {wall / 60:.1f} min"
+        f"Date: {date}. Total wall time of the run: {wall / 60:.1f} min"
         + (f" ({reused} of {len(results)} results reused from an earlier invocation, "
            f"{resumed} resumed from a checkpoint)." if reused or resumed else "."),
         "",
@@ -326,11 +335,35 @@ def markdown(results: list[dict], datasets: list[Data], models: list[str], cfg: 
     return "\n".join(lines)
 
 
+def provenance(argv: list[str]) -> dict:
+    """The command, machine, date and commit of a run (taken when it starts), for its raw
+    results."""
+    def run(*cmd: str) -> str:
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, check=True,
+                                  cwd=Path(__file__).parent).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+
+    cpu = next((line.split(":", 1)[1].strip() for line in run("lscpu").splitlines()
+                if line.startswith("Model name:")), "unknown")
+    return {"command": shlex.join(["python", "recipes/density/compare.py", *argv]),
+            "machine": {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
+                        "threads": torch.get_num_threads()},
+            "date": datetime.date.today().isoformat(),
+            "commit": run("git", "rev-parse", "HEAD"),
+            "uncommitted_changes": bool(run("git", "status", "--porcelain",
+                                            "--untracked-files=no"))}
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("runs/density"))
     parser.add_argument("--results-md", type=Path, default=None,
                         help="write the markdown report here (plots go beside it)")
+    parser.add_argument("--results-json", type=Path, default=None,
+                        help="write the raw results here (records, settings, command, machine, "
+                        "date, commit); plots go beside it")
     parser.add_argument("--datasets", nargs="+", default=[*TOY_SETS, "digits"])
     parser.add_argument("--models", nargs="+", default=ALL_MODELS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -342,8 +375,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     torch.set_num_threads(1)
+    started_at = provenance(argv)
     cfg = Config(seeds=args.seeds)
     if args.quick:
         args.datasets, args.models, cfg.seeds = ["moons"], ["gaussian", "maf"], [0]
@@ -358,7 +393,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     datasets = [load_data(name, cfg) for name in args.datasets]
     results: list[dict] = []
     plot_paths: dict[str, str] = {}
-    plot_dir = args.results_md.parent if args.results_md else args.out
+    plot_dir = (args.results_json.parent if args.results_json
+                else args.results_md.parent if args.results_md else args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     for data in datasets:
         kept: dict[str, Distribution] = {}
@@ -377,13 +413,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
             plot_paths[data.name] = path.name
     wall = time.perf_counter() - started
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
-    command = "python recipes/density/compare.py " + " ".join(argv if argv is not None
-                                                               else sys.argv[1:])
-    report = markdown(results, datasets, args.models, cfg, command.strip(), plot_paths, wall)
+    report = markdown(results, datasets, args.models, cfg, started_at["command"], plot_paths,
+                      wall, started_at["date"])
     (args.out / "results.md").write_text(report)
     if args.results_md:
         args.results_md.parent.mkdir(parents=True, exist_ok=True)
         args.results_md.write_text(report)
+    if args.results_json:
+        write_json_atomic({**started_at, "wall_seconds": wall, "settings": asdict(cfg),
+                           "datasets": {d.name: d.note for d in datasets},
+                           "models": args.models,
+                           "records": [{k: v for k, v in r.items() if k != "reused"}
+                                       for r in results]}, args.results_json)
     return results
 
 

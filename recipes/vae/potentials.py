@@ -7,8 +7,12 @@ from ``beta = 0.01`` to 1), and scored by ``KL(q || p)`` with ``log Z`` from a f
 figure (true density and every ``q``) and a Markdown table:
 
     python recipes/vae/potentials.py --out runs/potentials \
-        --results-md docs/results/vi_potentials.md
+        --results-json docs/results/vi_potentials.json
     python recipes/vae/potentials.py --quick --out /tmp/pot-quick   # seconds, for tests
+
+``--results-json`` writes the raw results of docs/results/vi_potentials.md (every record, the
+settings, ``log Z``, the command, machine, date and commit; ``make results`` turns them into the
+page's table) and puts the figure beside them.
 
 U2-U4 as printed in the paper do not decay along ``z1`` (their only ``z1`` dependence is
 through the bounded ``w1, w2, w3``), so ``exp(-U)`` has no finite integral; the paper shows them
@@ -20,8 +24,13 @@ on ``[-4, 4]^2``. Here they get a wall that confines ``z1`` to that window,
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import math
+import os
+import shlex
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -245,18 +254,43 @@ def markdown(records: list[dict], log_z: dict[str, float], s: Settings, figure: 
     return "\n".join(lines)
 
 
+def provenance(argv: list[str]) -> dict:
+    """The command, machine, date and commit of a run (taken when it starts), for its raw
+    results."""
+    def run(*cmd: str) -> str:
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, check=True,
+                                  cwd=Path(__file__).parent).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+
+    cpu = next((line.split(":", 1)[1].strip() for line in run("lscpu").splitlines()
+                if line.startswith("Model name:")), "unknown")
+    return {"command": shlex.join(["python", "recipes/vae/potentials.py", *argv]),
+            "machine": {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
+                        "threads": torch.get_num_threads()},
+            "date": datetime.date.today().isoformat(),
+            "commit": run("git", "rev-parse", "HEAD"),
+            "uncommitted_changes": bool(run("git", "status", "--porcelain",
+                                            "--untracked-files=no"))}
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/potentials")
     parser.add_argument("--results-md", help="report path; the figure is written next to it "
                         "as vi_potentials.png (default: OUT/results.md)")
+    parser.add_argument("--results-json", help="raw results (records, settings, command, "
+                        "machine, date, commit); the figure is written next to it")
     parser.add_argument("--quick", action="store_true", help="a few steps (tests)")
     parser.add_argument("--steps", type=int)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--targets", nargs="+", choices=list(POTENTIALS), default=list(POTENTIALS))
     parser.add_argument("--flows", nargs="+", choices=list(FLOWS), default=list(FLOWS))
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    started = provenance(argv)
     s = replace(QUICK if args.quick else Settings(), seed=args.seed)
     if args.steps is not None:
         s = replace(s, steps=args.steps)
@@ -274,12 +308,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
     md_path = Path(args.results_md) if args.results_md else out / "results.md"
     md_path.parent.mkdir(parents=True, exist_ok=True)
     figure = "vi_potentials.png"
-    plot(flows, {(r["target"], r["flow"]): r for r in records}, log_z, md_path.parent / figure,
+    figure_dir = Path(args.results_json).parent if args.results_json else md_path.parent
+    figure_dir.mkdir(parents=True, exist_ok=True)
+    plot(flows, {(r["target"], r["flow"]): r for r in records}, log_z, figure_dir / figure,
          args.targets, args.flows)
     minutes = sum(r["train_seconds"] for r in records) / 60
     command = "python recipes/vae/potentials.py" + (" --quick" if args.quick else "")
     md_path.write_text(markdown(records, log_z, s, figure, minutes, command))
     write_json_atomic({"records": records, "log_z": log_z}, out / "results.json")
+    if args.results_json:
+        write_json_atomic({**started, "settings": vars(s), "log_z": log_z,
+                           "records": [{k: v for k, v in r.items() if k != "reused"}
+                                       for r in records]}, Path(args.results_json))
     return records
 
 

@@ -8,6 +8,10 @@ a Markdown report with reconstructions and samples:
     python recipes/vae/run.py --config recipes/vae/configs/fashion_mnist.yaml
     python recipes/vae/run.py --config recipes/vae/configs/digits_quick.yaml --out /tmp/vae-q
 
+With ``results_json`` in the config (or ``--results-json``) it also writes the raw results of
+the results page (every record, the settings, command, machine, date and commit; ``make
+results`` turns them into the page's tables) and puts the figures beside them.
+
 Each run has its own engine directory ``OUT/runs/<posterior>/seed<seed>/`` and writes
 ``result.json`` there when scored; a rerun reuses finished results, resumes unfinished runs
 from their last checkpoint, and refuses a finished result made with other settings.
@@ -16,9 +20,14 @@ from their last checkpoint, and refuses a finished result made with other settin
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import math
+import os
+import shlex
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -70,6 +79,7 @@ class RecipeConfig:
     evaluate: EvalSection = field(default_factory=EvalSection)
     out: str = "runs/vae"
     results_md: str = ""
+    results_json: str = ""
 
 
 def _section(path: Path, name: str, cls: type, raw: Any):
@@ -87,7 +97,7 @@ def _section(path: Path, name: str, cls: type, raw: Any):
 
 def load_recipe(path: str | Path) -> RecipeConfig:
     """Read and check a recipe YAML (sections: data, model, posteriors, seeds, train,
-    evaluate, out, results_md)."""
+    evaluate, out, results_md, results_json)."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"config file not found: {path}")
@@ -105,6 +115,7 @@ def load_recipe(path: str | Path) -> RecipeConfig:
         evaluate=_section(path, "evaluate", EvalSection, raw.get("evaluate")),
         out=str(raw.get("out", "runs/vae")),
         results_md=str(raw.get("results_md") or ""),
+        results_json=str(raw.get("results_json") or ""),
     )
     for name, spec in cfg.posteriors.items():
         if (not isinstance(spec, list) or len(spec) != 2 or spec[0] not in POSTERIORS
@@ -387,16 +398,40 @@ def figures(models: dict[str, VAE], images: Images, test: Tensor, directory: Pat
     return names
 
 
+def provenance(argv: list[str]) -> dict:
+    """The command, machine, date and commit of an invocation (taken when it starts)."""
+    def run(*cmd: str) -> str:
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, check=True,
+                                  cwd=Path(__file__).parent).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+
+    cpu = next((line.split(":", 1)[1].strip() for line in run("lscpu").splitlines()
+                if line.startswith("Model name:")), "unknown")
+    return {"command": shlex.join(["python", "recipes/vae/run.py", *argv]),
+            "machine": {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
+                        "threads": torch.get_num_threads()},
+            "date": datetime.date.today().isoformat(),
+            "commit": run("git", "rev-parse", "HEAD"),
+            "uncommitted_changes": bool(run("git", "status", "--porcelain",
+                                            "--untracked-files=no"))}
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True)
     parser.add_argument("--out", help="run directory (default: the config's out)")
     parser.add_argument("--results-md", help="report path (default: the config's results_md; "
                         "the figures are written next to it)")
+    parser.add_argument("--results-json", help="raw results (default: the config's "
+                        "results_json; the figures are written next to it)")
     parser.add_argument("--posteriors", nargs="+", help="a subset of the config's posteriors")
     parser.add_argument("--seeds", nargs="+", type=int)
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    started = provenance(argv)
     cfg = load_recipe(args.config)
     if args.posteriors:
         unknown = sorted(set(args.posteriors) - set(cfg.posteriors))
@@ -408,6 +443,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         cfg.seeds = args.seeds
     out = Path(args.out or cfg.out)
     report = args.results_md if args.results_md is not None else cfg.results_md
+    raw_path = args.results_json if args.results_json is not None else cfg.results_json
     images = load_images(cfg.data.name, cfg.data.root, cfg.data.val_size)
     data_splits = splits(images, cfg.data.binarize_seed)
     records, models = [], {}
@@ -425,9 +461,23 @@ def main(argv: list[str] | None = None) -> list[dict]:
     write_json_atomic({"records": records}, out / "results.json")
     md_path = Path(report) if report else out / "results.md"
     md_path.parent.mkdir(parents=True, exist_ok=True)
-    prefix = "vae" if report else "results"
-    shown = figures(models, images, data_splits["test"].rows, md_path.parent, prefix)
+    prefix = "vae" if report or raw_path else "results"
+    figure_dir = Path(raw_path).parent if raw_path else md_path.parent
+    figure_dir.mkdir(parents=True, exist_ok=True)
+    shown = figures(models, images, data_splits["test"].rows, figure_dir, prefix)
     md_path.write_text(markdown(cfg, images, records, shown, args.config, elapsed) + "\n")
+    if raw_path:
+        features = images.train.shape[1]
+        write_json_atomic({
+            **started, "config": args.config,
+            "reused_runs": sum(bool(r.get("reused")) for r in records),
+            "images": {"name": images.name, "height": images.height, "width": images.width,
+                       "features": features},
+            "settings": {"model": cfg.model, "posteriors": cfg.posteriors, "seeds": cfg.seeds,
+                         "data": asdict(cfg.data), "evaluate": asdict(cfg.evaluate),
+                         "train": asdict(engine_config(cfg, 0, features).train)},
+            "records": [{k: v for k, v in r.items() if k != "reused"} for r in records],
+        }, Path(raw_path))
     print(f"wrote {md_path} ({time.perf_counter() - start:.0f} s in this invocation)")
     return records
 
