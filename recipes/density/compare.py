@@ -26,12 +26,8 @@ tables) and puts the plots beside them.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import shlex
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -46,8 +42,13 @@ from seqflow.data import SPLITS  # noqa: E402
 from seqflow.data.tabular import load_digits_split  # noqa: E402
 from seqflow.data.toy import sample_toy  # noqa: E402
 from seqflow.distributions import Distribution, Flow, MADEMoG, StandardNormal  # noqa: E402
-from seqflow.train import Config as EngineConfig  # noqa: E402
-from seqflow.train import config_from_dict, load_weights, write_json_atomic  # noqa: E402
+from seqflow.train import Config as EngineConfig
+from seqflow.train import (  # noqa: E402
+    config_from_dict,
+    load_weights,
+    provenance,
+    write_json_atomic,
+)
 from seqflow.train import train as engine_train  # noqa: E402
 from seqflow.transforms import MAF, Compose, Planar, Radial  # noqa: E402
 from seqflow.transforms.stacks import glow_steps, realnvp_steps  # noqa: E402
@@ -335,27 +336,6 @@ def markdown(results: list[dict], datasets: list[Data], models: list[str], cfg: 
     return "\n".join(lines)
 
 
-def provenance(argv: list[str]) -> dict:
-    """The command, machine, date and commit of a run (taken when it starts), for its raw
-    results."""
-    def run(*cmd: str) -> str:
-        try:
-            return subprocess.run(cmd, capture_output=True, text=True, check=True,
-                                  cwd=Path(__file__).parent).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return ""
-
-    cpu = next((line.split(":", 1)[1].strip() for line in run("lscpu").splitlines()
-                if line.startswith("Model name:")), "unknown")
-    return {"command": shlex.join(["python", "recipes/density/compare.py", *argv]),
-            "machine": {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
-                        "threads": torch.get_num_threads()},
-            "date": datetime.date.today().isoformat(),
-            "commit": run("git", "rev-parse", "HEAD"),
-            "uncommitted_changes": bool(run("git", "status", "--porcelain",
-                                            "--untracked-files=no"))}
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("runs/density"))
@@ -378,7 +358,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     torch.set_num_threads(1)
-    started_at = provenance(argv)
+    started_at = provenance(["python", "recipes/density/compare.py", *argv], Path(__file__).parent)
     cfg = Config(seeds=args.seeds)
     if args.quick:
         args.datasets, args.models, cfg.seeds = ["moons"], ["gaussian", "maf"], [0]

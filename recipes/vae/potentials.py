@@ -24,12 +24,8 @@ on ``[-4, 4]^2``. Here they get a wall that confines ``z1`` to that window,
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
-import os
-import shlex
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -46,6 +42,7 @@ from seqflow.train import (
     config_from_dict,
     load_weights,
     log_normalizer_on_grid,
+    provenance,
     reverse_kl,
     write_json_atomic,
 )
@@ -254,27 +251,6 @@ def markdown(records: list[dict], log_z: dict[str, float], s: Settings, figure: 
     return "\n".join(lines)
 
 
-def provenance(argv: list[str]) -> dict:
-    """The command, machine, date and commit of a run (taken when it starts), for its raw
-    results."""
-    def run(*cmd: str) -> str:
-        try:
-            return subprocess.run(cmd, capture_output=True, text=True, check=True,
-                                  cwd=Path(__file__).parent).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return ""
-
-    cpu = next((line.split(":", 1)[1].strip() for line in run("lscpu").splitlines()
-                if line.startswith("Model name:")), "unknown")
-    return {"command": shlex.join(["python", "recipes/vae/potentials.py", *argv]),
-            "machine": {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
-                        "threads": torch.get_num_threads()},
-            "date": datetime.date.today().isoformat(),
-            "commit": run("git", "rev-parse", "HEAD"),
-            "uncommitted_changes": bool(run("git", "status", "--porcelain",
-                                            "--untracked-files=no"))}
-
-
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/potentials")
@@ -290,7 +266,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    started = provenance(argv)
+    started = provenance(["python", "recipes/vae/potentials.py", *argv], Path(__file__).parent)
     s = replace(QUICK if args.quick else Settings(), seed=args.seed)
     if args.steps is not None:
         s = replace(s, steps=args.steps)

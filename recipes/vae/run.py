@@ -20,13 +20,9 @@ from their last checkpoint, and refuses a finished result made with other settin
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
-import os
-import shlex
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -44,6 +40,7 @@ from seqflow.train import (
     build_task,
     config_from_dict,
     load_weights,
+    provenance,
     write_json_atomic,
 )
 from seqflow.train import train as engine_train
@@ -398,26 +395,6 @@ def figures(models: dict[str, VAE], images: Images, test: Tensor, directory: Pat
     return names
 
 
-def provenance(argv: list[str]) -> dict:
-    """The command, machine, date and commit of an invocation (taken when it starts)."""
-    def run(*cmd: str) -> str:
-        try:
-            return subprocess.run(cmd, capture_output=True, text=True, check=True,
-                                  cwd=Path(__file__).parent).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return ""
-
-    cpu = next((line.split(":", 1)[1].strip() for line in run("lscpu").splitlines()
-                if line.startswith("Model name:")), "unknown")
-    return {"command": shlex.join(["python", "recipes/vae/run.py", *argv]),
-            "machine": {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
-                        "threads": torch.get_num_threads()},
-            "date": datetime.date.today().isoformat(),
-            "commit": run("git", "rev-parse", "HEAD"),
-            "uncommitted_changes": bool(run("git", "status", "--porcelain",
-                                            "--untracked-files=no"))}
-
-
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True)
@@ -431,7 +408,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    started = provenance(argv)
+    started = provenance(["python", "recipes/vae/run.py", *argv], Path(__file__).parent)
     cfg = load_recipe(args.config)
     if args.posteriors:
         unknown = sorted(set(args.posteriors) - set(cfg.posteriors))

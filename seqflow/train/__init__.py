@@ -39,7 +39,13 @@ from seqflow.train.objectives import (
     reverse_kl,
 )
 from seqflow.train.registry import build_task, check_config
-from seqflow.train.run_dir import finished_run, load_run, load_weights, reusable_result
+from seqflow.train.run_dir import (
+    finished_run,
+    load_run,
+    load_weights,
+    provenance,
+    reusable_result,
+)
 
 __all__ = [
     "CheckpointError",
@@ -69,6 +75,7 @@ __all__ = [
     "load_run",
     "load_sections",
     "load_weights",
+    "provenance",
     "read_config_file",
     "reusable_result",
     "log_normalizer_on_grid",

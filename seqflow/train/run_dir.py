@@ -18,8 +18,12 @@ The engine (:mod:`seqflow.train.engine`) writes these; :func:`load_run` and
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import json
+import os
+import shlex
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -276,3 +280,25 @@ def load_run(run_dir: str | Path, weights: str = "auto") -> tuple[Flow, Config, 
     flow = build_flow(cfg.model)
     info = load_weights(run_dir, flow, weights)
     return flow, cfg, info
+
+
+def provenance(command: list[str], cwd: str | Path) -> dict:
+    """Where raw results come from: the ``command`` (as a shell line), the machine (CPU model,
+    cores, torch and its threads), the date, and the git commit of ``cwd`` with whether the work
+    tree had uncommitted changes; taken when a run starts."""
+    def run(*cmd: str) -> str:
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, check=True,
+                                  cwd=cwd).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+
+    cpu = next((line.split(":", 1)[1].strip() for line in run("lscpu").splitlines()
+                if line.startswith("Model name:")), "unknown")
+    return {"command": shlex.join(command),
+            "machine": {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
+                        "threads": torch.get_num_threads()},
+            "date": datetime.date.today().isoformat(),
+            "commit": run("git", "rev-parse", "HEAD"),
+            "uncommitted_changes": bool(run("git", "status", "--porcelain",
+                                            "--untracked-files=no"))}
