@@ -24,7 +24,6 @@ on ``[-4, 4]^2``. Here they get a wall that confines ``z1`` to that window,
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -43,6 +42,7 @@ from seqflow.train import (
     load_weights,
     log_normalizer_on_grid,
     provenance,
+    reusable_result,
     reverse_kl,
     write_json_atomic,
 )
@@ -153,11 +153,8 @@ def fit(target: str, flow_name: str, s: Settings, log_z: float, out: Path) -> tu
         f"seed{s.seed}"
     done = run_dir / "result.json"
     wanted = vars(s)
-    if done.is_file():
-        saved = json.loads(done.read_text())
-        if saved["settings"] != wanted:
-            raise ValueError(f"{done} was made with other settings; rerun with the same options "
-                             "or choose another --out")
+    saved = reusable_result(done, wanted)
+    if saved is not None:
         load_weights(run_dir, flow, "best")
         return {**saved["record"], "reused": True}, flow
     energy = POTENTIALS[target]

@@ -20,7 +20,6 @@ from their last checkpoint, and refuses a finished result made with other settin
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
@@ -41,6 +40,7 @@ from seqflow.train import (
     config_from_dict,
     load_weights,
     provenance,
+    reusable_result,
     write_json_atomic,
 )
 from seqflow.train import train as engine_train
@@ -177,12 +177,8 @@ def run_one(cfg: RecipeConfig, images: Images, data_splits: dict, name: str, see
     run_dir = out / "runs" / name / f"seed{seed}"
     done = run_dir / "result.json"
     wanted = settings(cfg, name, seed, features)
-    if done.is_file():
-        saved = json.loads(done.read_text())
-        if saved["settings"] != wanted:
-            changed = sorted(k for k in wanted if saved["settings"].get(k) != wanted[k])
-            raise ValueError(f"{done} was made with other settings ({', '.join(changed)}); rerun "
-                             "with the same config or choose another --out")
+    saved = reusable_result(done, wanted)
+    if saved is not None:
         load_weights(run_dir, model, "best")
         return {**saved["record"], "reused": True}, model
     ecfg = engine_config(cfg, seed, features)
