@@ -16,9 +16,29 @@ import warnings
 from pathlib import Path
 
 from seqflow.data.splits import SPLITS
-
-# The command functions import seqflow's packages (and so torch) when they run, so that
-# ``seqflow --help`` answers without loading torch.
+from seqflow.speech import (
+    describe_distill,
+    describe_eval,
+    describe_export,
+    describe_vocode,
+    evaluate_audio_run,
+    evaluate_distill_run,
+    export_run,
+    is_distill_run,
+    sample_from_mel_file,
+    vocode_files,
+)
+from seqflow.train import (
+    CheckpointError,
+    NonFiniteLossError,
+    TrainingInterrupted,
+    evaluate_run,
+    load_config,
+    sample_chunks,
+    train,
+    write_json_atomic,
+    write_sample_chunks,
+)
 
 BENCH_SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "bench.py"
 
@@ -102,7 +122,6 @@ def _is_main_process() -> bool:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from seqflow.train import load_config, train
 
     cfg = load_config(args.config, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
@@ -122,7 +141,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _is_speech_run(run: str) -> bool:
-    from seqflow.train import load_config
 
     config = Path(run) / "config.yaml"
     return config.is_file() and load_config(config).data.source == "audio"
@@ -130,7 +148,6 @@ def _is_speech_run(run: str) -> bool:
 
 def _write_eval(args: argparse.Namespace, metrics: dict, line: str) -> int:
     """Write a speech run's ``metrics_<split>.json`` and ``per_file_<split>.json``; print."""
-    from seqflow.train import write_json_atomic
 
     name = args.split if args.data is None else "data_" + Path(args.data).resolve().name
     files = metrics.pop("files")
@@ -144,22 +161,18 @@ def _write_eval(args: argparse.Namespace, metrics: dict, line: str) -> int:
 
 
 def _cmd_eval_speech(args: argparse.Namespace) -> int:
-    from seqflow.speech import describe_eval, evaluate_audio_run
 
     metrics = evaluate_audio_run(args.run, args.split, args.weights, args.data)
     return _write_eval(args, metrics, describe_eval(metrics))
 
 
 def _cmd_eval_distill(args: argparse.Namespace) -> int:
-    from seqflow.speech import describe_distill, evaluate_distill_run
 
     metrics = evaluate_distill_run(args.run, args.split, args.weights, args.data)
     return _write_eval(args, metrics, describe_distill(metrics))
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from seqflow.speech import is_distill_run
-    from seqflow.train import evaluate_run, write_json_atomic
 
     if is_distill_run(args.run) and _is_speech_run(args.run):
         return _cmd_eval_distill(args)
@@ -175,8 +188,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    from seqflow.speech import sample_from_mel_file
-    from seqflow.train import sample_chunks, write_sample_chunks
 
     if args.mel_from is not None:
         if args.num_samples is not None or args.length is not None:
@@ -198,7 +209,6 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _cmd_vocode(args: argparse.Namespace) -> int:
-    from seqflow.speech import describe_vocode, vocode_files
 
     summary = vocode_files(args.run, args.inputs, args.out, seed=args.seed,
                            temperature=args.temperature, batch_size=args.batch_size,
@@ -209,7 +219,6 @@ def _cmd_vocode(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from seqflow.speech import describe_export, export_run
 
     report = export_run(args.run, args.onnx, weights=args.weights, exporter=args.exporter,
                         threads=args.threads, repeats=args.repeats, max_frames=args.max_frames,
@@ -241,7 +250,6 @@ def main(argv: list[str] | None = None) -> int:
         args = argparse.Namespace(command="bench", args=argv[1:])
     else:
         args = _parser().parse_args(argv)
-    from seqflow.train import CheckpointError, NonFiniteLossError, TrainingInterrupted
 
     expected = (ValueError, OSError, CheckpointError, NonFiniteLossError)
     if not _is_main_process():  # under accelerate launch, one process reports the error
