@@ -302,7 +302,7 @@ def _bound_gap(r: dict) -> float:
 
 def _vae_groups() -> tuple[dict, dict[str, list[dict]], str | None]:
     data = raw(VAE)
-    posteriors = data["settings"]["posteriors"]
+    posteriors = dict(_posteriors_in_run_order(data))
     grouped = {n: [r for r in data["records"] if r["posterior"] == n] for n in posteriors}
     base = next((n for n in posteriors if posteriors[n][0] == "diag"), None)
     return data, grouped, base
@@ -326,7 +326,7 @@ def vae() -> str:
         return quoted_table(VAE_QUOTED, "vae")
     data, grouped, base = _vae_groups()
     rows = []
-    for name, (kind, steps) in data["settings"]["posteriors"].items():
+    for name, (kind, steps) in _posteriors_in_run_order(data):
         rs = grouped[name]
         if not rs:
             continue
@@ -343,6 +343,12 @@ def vae() -> str:
     header = ["posterior", "flow", "params (posterior)", "test ELBO", "KL", "IWAE(k)",
               "IWAE - ELBO", "ELBO gain vs diag", "IWAE gain vs diag", "train min / run"]
     return md_table(header, ["---"] * len(header), rows)
+
+
+def _posteriors_in_run_order(data: dict) -> list[tuple[str, list]]:
+    """``(name, [kind, steps])`` in the order the recipe ran them (the JSON's keys are sorted)."""
+    order = dict.fromkeys(r["posterior"] for r in data["records"])
+    return [(name, data["settings"]["posteriors"][name]) for name in order]
 
 
 @block("vae_anchor")
