@@ -145,9 +145,7 @@ class Flow(Distribution):
                                  "covers history and continuation")
             length = total - steps
         z = self.base.sample(num_samples, context, self.length(context, length), generator)
-        ref = z if z.is_floating_point() else None
-        history = history.to(ref) if ref is not None else history
-        return self.transform.inverse_after(z, context, history)[0]
+        return self.transform.inverse_after(z, context, history.to(z))[0]
 
 
 def _is_vector_context(context: Context) -> bool:
