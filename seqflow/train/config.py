@@ -116,7 +116,7 @@ class DataConfig:
     ``hop_length``, ``win_length``, ``window``, ``n_mels``, ``f_min``, ``f_max``,
     ``log_floor``) is the log-mel that audio sources give as local context; for them the
     model's ``cond_channels`` and ``upsample_factor`` are derived from it (``n_mels`` and
-    ``hop_length``).
+    ``hop_length``) unless the model sets ``cond_channels: 0`` (it reads no mel).
     """
 
     source: str = "toy"
@@ -432,10 +432,11 @@ def _check_override_values(overrides: list[str], roots: dict[str, type] | None =
 
 def _derive_from_mel(cfg: Config, raw_model: Any) -> Config:
     """For audio sources, ``model.cond_channels`` and ``model.upsample_factor`` from
-    ``data.mel``; a different value given in the config for either is refused."""
-    if cfg.data.source not in AUDIO_SOURCES:
-        return cfg
+    ``data.mel``; a different value given in the config for either is refused, except
+    ``model.cond_channels: 0`` (a model that reads no mel)."""
     given = raw_model if isinstance(raw_model, dict) else {}
+    if cfg.data.source not in AUDIO_SOURCES or given.get("cond_channels") == 0:
+        return cfg  # not audio, or a model that reads no mel (cond_channels: 0) on purpose
     derived = {}
     for dotted, mel_key in DERIVED_FROM_MEL.items():
         key, value = dotted.split(".")[1], getattr(cfg.data.mel, mel_key)

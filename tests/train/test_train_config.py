@@ -134,6 +134,9 @@ def test_audio_models_read_their_context_size_from_the_mel():
                                           r"data.mel.n_mels=40"):
         config_from_dict({"model": {"cond_channels": 80},
                           "data": {"source": "audio", "path": "c", "mel": {"n_mels": 40}}})
+    unconditioned = config_from_dict({"model": {"cond_channels": 0},
+                                      "data": {"source": "audio", "path": "c"}})
+    assert (unconditioned.model.cond_channels, unconditioned.model.upsample_factor) == (0, 1)
     rows = config_from_dict({"data": {"source": "csv", "path": "rows.csv"}})
     assert (rows.model.cond_channels, rows.model.upsample_factor) == (0, 1)
 
