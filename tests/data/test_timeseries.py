@@ -20,11 +20,14 @@ from seqflow.data.timeseries import (
     check_length,
     fill_missing,
     future_times,
+    infer_frequency,
     mean_abs_scale,
     parse_freq,
     read_series_csv,
+    same_frequency,
     series_from_array,
     standard_scale,
+    time_grid,
     window_scale,
 )
 
@@ -375,3 +378,33 @@ def test_calendar_features_on_known_dates():
     np.testing.assert_allclose(daily[0], angle_pair(6 / 7) + angle_pair(364 / 365), atol=1e-6)
     assert calendar_features(np.array(["2001-01-01"], "datetime64[us]"), "YS").shape == (1, 0)
     assert calendar_features(np.array(["2001-01-01"], "datetime64[us]"), "W-SAT").shape == (1, 2)
+
+
+@pytest.mark.parametrize(
+    ("stamps", "alias"),
+    [
+        (["2020-01-01", "2020-01-02", "2020-01-05"], "D"),
+        (["2024-01-01T00:00", "2024-01-01T00:30", "2024-01-01T02:00"], "30min"),
+        (["2024-01-01T00", "2024-01-01T01", "2024-01-01T05"], "h"),
+        (["2024-01-06", "2024-01-13", "2024-01-27"], "W-SAT"),
+        (["2020-01-01", "2020-02-01", "2020-05-01"], "MS"),
+        (["2020-01-31", "2020-02-29", "2020-03-31"], "MS"),
+        (["1959-01-01", "1959-04-01", "1960-01-01"], "QS"),
+        (["1959-02-01", "1959-05-01"], "3MS"),
+        (["1990-01-01", "1992-01-01", "1993-01-01"], "YS"),
+    ],
+)
+def test_infer_frequency_finds_the_coarsest_grid_holding_every_timestamp(stamps, alias):
+    times = np.array(stamps, "datetime64[us]")
+    found = infer_frequency(times)
+    assert same_frequency(found, parse_freq(alias)), (found, alias)
+    grid = time_grid(times[0], 400, found.alias)
+    unit = "us" if found.fixed else "M"
+    assert np.isin(times.astype(f"datetime64[{unit}]"), grid.astype(f"datetime64[{unit}]")).all()
+
+
+def test_infer_frequency_refuses_what_it_cannot_read():
+    with pytest.raises(ValueError, match="from 1 timestamp"):
+        infer_frequency(np.array(["2020-01-01"], "datetime64[us]"))
+    with pytest.raises(ValueError, match="does not come after"):
+        infer_frequency(np.array(["2020-01-02", "2020-01-01"], "datetime64[us]"))

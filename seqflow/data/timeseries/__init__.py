@@ -14,7 +14,8 @@ are indexed by calendar period, and :attr:`Series.times` holds each period's fir
 
 One module per concern, each importing only those before it:
 
-* :mod:`~seqflow.data.timeseries.frequencies`: aliases, :func:`parse_freq`, :func:`time_grid`;
+* :mod:`~seqflow.data.timeseries.frequencies`: aliases, :func:`parse_freq`, :func:`time_grid`,
+  :func:`infer_frequency` (the frequency the timestamps themselves show);
 * :mod:`~seqflow.data.timeseries.series`: :class:`Series`, :func:`series_from_array`,
   :func:`read_series_csv`;
 * :mod:`~seqflow.data.timeseries.backtest`: :func:`backtest_windows`, :func:`check_length`;
@@ -32,7 +33,13 @@ from seqflow.data.timeseries.calendar import (
     calendar_features,
     future_times,
 )
-from seqflow.data.timeseries.frequencies import Frequency, parse_freq, time_grid
+from seqflow.data.timeseries.frequencies import (
+    Frequency,
+    infer_frequency,
+    parse_freq,
+    same_frequency,
+    time_grid,
+)
 from seqflow.data.timeseries.missing import fill_missing
 from seqflow.data.timeseries.scaling import (
     SCALINGS,
@@ -57,9 +64,11 @@ __all__ = [
     "check_length",
     "fill_missing",
     "future_times",
+    "infer_frequency",
     "mean_abs_scale",
     "parse_freq",
     "read_series_csv",
+    "same_frequency",
     "series_from_array",
     "standard_scale",
     "time_grid",

@@ -104,3 +104,72 @@ def time_grid(start: str | np.datetime64, length: int, freq: str) -> np.ndarray:
     first = _keys(np.array([np.datetime64(start, "us")]), f)[0]
     step = f.step_us if f.fixed else f.n
     return _times_of_keys(first + step * np.arange(length, dtype=np.int64), f)
+
+
+def _gcd(values: np.ndarray) -> int:
+    return int(np.gcd.reduce(values)) if len(values) else 0
+
+
+def infer_frequency(times: np.ndarray) -> Frequency:
+    """The coarsest frequency whose grid holds every timestamp of ``times`` ``(T,)``.
+
+    Timestamps that all sit at one position inside their month (the same day and time of day,
+    or all on the month's last day) and at least a month apart are calendar periods (``MS``,
+    ``QS``, ``YS`` with a multiple, at the greatest common divisor of the month gaps; quarters
+    and years only when every timestamp opens its quarter or year). Otherwise the step is the
+    greatest common divisor of the gaps in whole weeks (anchored on the first timestamp's
+    weekday), days, hours or minutes. Missing steps are allowed: gaps that are multiples of
+    the step leave the frequency unchanged.
+
+    >>> infer_frequency(np.array(["2020-01-01", "2020-01-02", "2020-01-05"], "datetime64[us]"))
+    Frequency(alias='D', unit='D', n=1)
+    >>> infer_frequency(np.array(["2020-01-01", "2020-04-01", "2020-10-01"], "datetime64[us]"))
+    Frequency(alias='QS', unit='Q', n=1)
+    """
+    times = np.asarray(times).astype("datetime64[us]")
+    if times.ndim != 1 or len(times) < 2:
+        raise ValueError(f"cannot infer a frequency from {times.size} timestamp(s); give freq")
+    us = times.astype(np.int64)
+    gaps = np.diff(us)
+    if (gaps <= 0).any():
+        i = int(np.flatnonzero(gaps <= 0)[0])
+        raise ValueError(
+            f"cannot infer a frequency: timestamp {times[i + 1]} does not come after {times[i]}"
+        )
+    months = times.astype("datetime64[M]")
+    in_month = us - months.astype("datetime64[us]").astype(np.int64)
+    last_day = (months + 1).astype("datetime64[D]") - times.astype("datetime64[D]") == 1
+    month_gaps = np.diff(months.astype(np.int64))
+    same_place = (in_month == in_month[0]).all() or (
+        last_day.all() and (us % _STEP_US["D"] == us[0] % _STEP_US["D"]).all()
+    )
+    if same_place and (month_gaps >= 1).all():
+        n = _gcd(month_gaps)
+        opens_quarter = bool((months.astype(np.int64) % 3 == 0).all())
+        opens_year = bool((months.astype(np.int64) % 12 == 0).all())
+        if n % 12 == 0 and opens_year:
+            unit, n = "YS", n // 12
+        elif n % 3 == 0 and opens_quarter:
+            unit, n = "QS", n // 3
+        else:
+            unit = "MS"
+        return parse_freq(f"{n if n > 1 else ''}{unit}")
+    step = _gcd(gaps)
+    for unit in ("W", "D", "h", "min"):
+        if step % _STEP_US[unit] == 0:
+            n = step // _STEP_US[unit]
+            anchor = ""
+            if unit == "W":
+                weekday = (int(times[0].astype("datetime64[D]").astype(np.int64)) + 3) % 7
+                anchor = f"-{_WEEKDAYS[weekday]}"
+            return parse_freq(f"{n if n > 1 else ''}{unit}{anchor}")
+    raise ValueError(
+        f"cannot infer a frequency: the timestamps are {step} µs apart at the finest, "
+        "below a minute"
+    )
+
+
+def same_frequency(a: Frequency, b: Frequency) -> bool:
+    """True when two parsed aliases name one grid (``MS`` and ``M``, ``W`` and ``W-SUN``)."""
+    anchors = [f.alias.split("-")[1].upper() if "-" in f.alias else "SUN" for f in (a, b)]
+    return (a.unit, a.n) == (b.unit, b.n) and (a.unit != "W" or anchors[0] == anchors[1])
