@@ -148,3 +148,29 @@ def test_demo_runs_end_to_end_and_reuses_finished_runs(tmp_path):
     assert third.returncode != 0
     assert third.stderr.strip().splitlines()[-1].startswith("demo.py: error: ")
     assert "holds a finished run of another config (train.lr)" in third.stderr
+
+
+def _untimed(summary: dict) -> dict:
+    """The numbers of a demo summary that depend neither on the machine's speed nor on --out."""
+    timed = {"wav", "png", "batch_seconds", "rtf", "seconds", "run"}
+    vocoded = [{k: v for k, v in f.items() if k not in timed} for f in summary["vocoded"]["files"]]
+    total = {k: v for k, v in summary["vocoded"]["total"].items() if k not in timed}
+    return {"teacher_ll": summary["teacher_ll"], "lpc": summary["lpc"],
+            "student_validation": summary["student_validation"], "vocoded": vocoded,
+            "vocoded_total": total}
+
+
+def test_two_fresh_demo_runs_print_the_same_numbers_except_the_timings(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus", count=8)
+    teacher_cfg, student_cfg = write_configs(corpus, tmp_path)
+    summaries = []
+    for name in ("one", "two"):
+        out = tmp_path / name
+        done = subprocess.run(
+            [sys.executable, str(DEMO), "--data", str(corpus), "--out", str(out),
+             "--teacher-config", str(teacher_cfg), "--student-config", str(student_cfg),
+             "--lpc-order", "4", "--vocode", "2", "--frames", "3"],
+            capture_output=True, text=True, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+        summaries.append(_untimed(json.loads((out / "summary.json").read_text())))
+    assert summaries[0] == summaries[1]
