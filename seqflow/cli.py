@@ -41,6 +41,19 @@ from seqflow.train import (
 )
 
 BENCH_SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "bench.py"
+VOCODE_INPUTS = (
+    "Audio inputs: wav/flac/ogg, mono, at the run's data.mel.sample_rate, samples on [-1, 1), "
+    "at least one hop (data.mel.hop_length samples) long; another rate, several channels or "
+    "float samples beyond [-1, 1) are refused unless --convert; truncated files are refused; "
+    "silent or clipped files are skipped and named, as seqflow eval --data does. Mel inputs "
+    "(.npy, float, shape (n_mels, frames), one frame per hop_length samples): the run's log-mel, "
+    "i.e. the natural log of the magnitude (power 1) mel spectrum on a Slaney-scale, "
+    "Slaney-normalized filterbank, floored at data.mel.log_floor: ln(max(mel, log_floor)), "
+    "with the run's data.mel n_fft, win_length, hop_length, n_mels, f_min and f_max (defaults "
+    "1024, 1024, 256, 80, 0, 8000 Hz, log_floor 1e-5). Mels below ln(log_floor), above the "
+    "largest value audio on [-1, 1] can give, or with the statistics of a log10 or power mel "
+    "are refused unless --no-mel-check."
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -73,18 +86,30 @@ def _parser() -> argparse.ArgumentParser:
                    help="output file: .npy, .csv or .safetensors (.wav with --mel-from)")
     p.add_argument("--mel-from", default=None, metavar="FILE",
                    help="speech runs: stream a waveform from this audio file's log-mel; writes "
-                        "--out (wav) and a PNG of ground-truth vs sampled spectrograms")
+                        "--out (wav) and a PNG of ground-truth vs sampled spectrograms. FILE: "
+                        "wav/flac/ogg, mono, at the run's data.mel.sample_rate, samples on "
+                        "[-1, 1), at least one hop long; other rates, channels, a truncated, "
+                        "silent or clipped file are refused (see README 'Expected inputs')")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weights", default="auto", choices=["auto", "best", "final", "last"])
     p.add_argument("--chunk", type=int, default=4096,
                    help="samples drawn per batch; memory is bounded by one chunk (default 4096)")
 
     p = sub.add_parser("vocode", help="speech runs with a one-pass model (sequence_iaf): "
-                                      "waveforms from mels, batched, with quality metrics")
+                                      "waveforms from mels, batched, with quality metrics",
+                       description=VOCODE_INPUTS)
     p.add_argument("run", help="run directory written by seqflow train")
     p.add_argument("inputs", nargs="+", metavar="FILE",
                    help="audio files (.wav/.flac/.ogg; their log-mel is vocoded and they are "
                         "the reference) or saved log-mels .npy of shape (n_mels, frames)")
+    p.add_argument("--convert", action="store_true",
+                   help="resample audio at another rate, mix several channels down to their "
+                        "mean and clip float samples beyond [-1, 1); each conversion is printed "
+                        "and recorded per file in metrics.json (without it such files are "
+                        "refused)")
+    p.add_argument("--no-mel-check", action="store_true",
+                   help="vocode .npy mels whose value statistics do not look like the expected "
+                        "log-mel (recorded in metrics.json)")
     p.add_argument("--out", required=True, metavar="DIR",
                    help="writes DIR/NAME.wav, DIR/NAME.png and DIR/metrics.json")
     p.add_argument("--seed", type=int, default=0, help="seeds the noise z ~ N(0, I)")
@@ -213,7 +238,10 @@ def _cmd_vocode(args: argparse.Namespace) -> int:
     summary = vocode_files(args.run, args.inputs, args.out, seed=args.seed,
                            temperature=args.temperature, batch_size=args.batch_size,
                            weights=args.weights, threads=args.threads,
-                           metrics=not args.no_metrics)
+                           metrics=not args.no_metrics, convert=args.convert,
+                           mel_check=not args.no_mel_check,
+                           report=lambda line: print(f"seqflow vocode: {line}",
+                                                     file=sys.stderr))
     print(f"seqflow vocode: {describe_vocode(summary, args.out)}")
     return 0
 
