@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -139,6 +140,12 @@ def series_splits(cfg: Config, run_dir: Path | None = None) -> dict[str, Collect
         raise ConfigError(f"model.cond_channels={cfg.model.cond_channels} but the windows of "
                           f"{collection.source} have {len(splits['train'].feature_names)} local "
                           "features")
+    left_out = splits["train"].left_out
+    if left_out:
+        warnings.warn(f"{collection.source}: {len(left_out)} of {len(collection)} series are too "
+                      f"short for a training window of {context + data.horizon} steps before "
+                      f"their held-out horizons and are left out of training (first: "
+                      f"{left_out[0]!r}; all in {SERIES_FILE})", stacklevel=2)
     if run_dir is not None:
         text = json.dumps(series_summary(collection, splits), indent=1) + "\n"
         Path(run_dir).mkdir(parents=True, exist_ok=True)
