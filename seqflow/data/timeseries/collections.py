@@ -221,14 +221,17 @@ def _collection(source: str, names: list[str], rows: list[_Rows], time_column: s
         if not found:
             raise ValueError(f"{source}: every item has a single timestamp; give the frequency "
                              "(data.freq)")
-        first_name, first = found[0]
-        for name, f in found[1:]:
-            if not same_frequency(f, first):
+        # An item with missing steps may show a multiple of the others' step (3D among D).
+        finest_name, finest = min(found, key=lambda pair: pair[1].n)
+        for name, f in found:
+            anchored = same_frequency(parse_freq(f.alias.replace(str(f.n), "", 1)),
+                                      parse_freq(finest.alias.replace(str(finest.n), "", 1)))
+            if f.n % finest.n or not anchored:
                 raise ValueError(
                     f"{source}: item {name!r} has frequency {f.alias!r} (inferred from its "
-                    f"timestamps) but item {first_name!r} has {first.alias!r}; one collection "
+                    f"timestamps) but item {finest_name!r} has {finest.alias!r}; one collection "
                     "has one frequency (give data.freq to read every item on one grid)")
-        freq = first.alias
+        freq = finest.alias
     else:
         parse_freq(freq)
     items = [_series_on_grid(r.label, r.times, r.numbers, r.lines, time_column, targets,
@@ -269,8 +272,10 @@ def read_long_table(
     One row per item and time step; ``targets`` default to the column ``target``; every other
     column must be named in ``covariates``. Rows of an item may come in any order (they are
     sorted by time, and :attr:`SeriesCollection.notes` says so); a repeated timestamp within
-    an item is refused. ``freq`` None infers each item's frequency from its timestamps and
-    refuses items whose frequencies differ. Cells as in
+    an item is refused. ``freq`` None infers each item's frequency from its timestamps
+    (:func:`~seqflow.data.timeseries.infer_frequency`) and takes the finest one, which every
+    other item's must be a multiple of on the same unit (an item with missing steps may show
+    ``3D`` among daily items); items of another unit (``h`` among ``D``) are refused. Cells as in
     :func:`~seqflow.data.timeseries.read_series_csv`; errors are one line naming the file, the
     line, the item and the column.
     """
@@ -418,8 +423,9 @@ class CollectionWindows(Dataset):
     calendar features, covariates standardized per item with the steps before its first
     held-out origin, one observed flag per target equal to ``mask`` on the context part and to
     1 on the horizon) or, with ``item_ids=True``, a :class:`~seqflow.nn.SequenceContext` of those
-    features and the item's global id (its position in the collection); ``scale``, ``loc``
-    ``(D,)``; ``index``, ``start`` (the window's first step in its item) and ``item``.
+    features and the item's global id (its position in the collection) in the batches of
+    :meth:`__getitems__`, which DataLoaders and the engine read; ``scale``, ``loc`` ``(D,)``;
+    ``index``, ``start`` (the window's first step in its item) and ``item``.
     """
 
     def __init__(
@@ -514,7 +520,8 @@ class CollectionWindows(Dataset):
         """One collated batch: ``x``, ``mask`` ``(batch, D, C + H)``, ``context`` (local
         features ``(batch, F + D, C + H)``, with the items' global ids when ``item_ids``),
         ``scale``/``loc`` ``(batch, D)``, ``index``, ``start``, ``item`` ``(batch,)``;
-        ``single`` gives one item without the batch axis."""
+        ``single`` gives one item without the batch axis, its ``context`` the local features
+        only (the global id is its ``item``)."""
         parts = [self._arrays(i) for i in indices]
 
         def stack(key: str) -> torch.Tensor:
@@ -526,8 +533,9 @@ class CollectionWindows(Dataset):
             batch[key] = torch.as_tensor([p[key] for p in parts], dtype=torch.long)
         if single:
             batch = {key: value[0] for key, value in batch.items()}
-            local = local[0]
             batch["index"] = int(batch["index"])
+            batch["context"] = local[0]
+            return batch
         batch["context"] = (SequenceContext(local, batch["item"]) if self.item_ids else local)
         return batch
 
