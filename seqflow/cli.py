@@ -1,5 +1,5 @@
-"""The ``seqflow`` command line: ``train``, ``eval``, ``sample``, ``vocode``, ``export`` and
-``bench``.
+"""The ``seqflow`` command line: ``train``, ``eval``, ``sample``, ``vocode``, ``export``,
+``forecast`` and ``bench``.
 
 Expected failures (bad config, missing file, non-finite loss, unusable checkpoint) print one
 line ``seqflow <command>: error: ...`` to stderr and exit with status 2; no traceback.
@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 
 from seqflow.data.splits import SPLITS
+from seqflow.forecasting import FORECAST_FORMATS, check_forecast_out, forecast_run
 from seqflow.speech import (
     describe_distill,
     describe_eval,
@@ -137,6 +138,24 @@ def _parser() -> argparse.ArgumentParser:
                    help="clip the test mel to this many frames")
     p.add_argument("--seed", type=int, default=0)
 
+    p = sub.add_parser("forecast", help="forecast every series of a long-format file (or folder "
+                                        "of CSV files) past its end with a series run",
+                       allow_abbrev=False)
+    p.add_argument("run", help="run directory of seqflow train with data.source: series")
+    p.add_argument("--data", required=True, metavar="FILE",
+                   help="long-format .csv (item_id, timestamp, target...) or a folder of "
+                        "per-series CSV files, with the run's columns and frequency")
+    p.add_argument("--horizon", type=int, default=None, metavar="H",
+                   help="steps to forecast (default: the run's data.horizon)")
+    p.add_argument("--num-samples", type=int, default=100, metavar="N",
+                   help="sample paths per series (default 100)")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="writes DIR/forecasts.csv, paths.npy, fan_chart.png, forecast.json")
+    p.add_argument("--format", dest="file_format", default="csv", choices=FORECAST_FORMATS,
+                   help="table format (parquet needs pyarrow)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--weights", default="auto", choices=["auto", "best", "final", "last"])
+
     p = sub.add_parser("bench", help="run tools/bench.py (arguments are passed through)")
     p.add_argument("args", nargs=argparse.REMAINDER)
     return parser
@@ -255,6 +274,19 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_forecast(args: argparse.Namespace) -> int:
+
+    check_forecast_out(args.out, args.file_format)  # before the model or the data are read
+    record = forecast_run(args.run, args.data, args.horizon, args.num_samples, args.out,
+                          seed=args.seed, weights=args.weights, file_format=args.file_format)
+    print(f"seqflow forecast: {len(record['item_ids'])} series x {record['horizon']} steps x "
+          f"{record['num_samples']} paths ({record['freq']}); wrote {record['table']}, "
+          f"paths.npy, fan_chart.png and forecast.json in {args.out}")
+    for note in record["notes"]:
+        print(f"seqflow forecast: note: {note}")
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     if not BENCH_SCRIPT.is_file():
         raise FileNotFoundError(
@@ -264,7 +296,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": _cmd_train, "eval": _cmd_eval, "sample": _cmd_sample,
-            "vocode": _cmd_vocode, "export": _cmd_export, "bench": _cmd_bench}
+            "vocode": _cmd_vocode, "export": _cmd_export, "forecast": _cmd_forecast,
+            "bench": _cmd_bench}
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

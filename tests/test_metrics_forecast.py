@@ -12,6 +12,7 @@ from scipy.stats import norm
 import seqflow.metrics.forecast as forecast_module
 from seqflow.metrics import (
     crps,
+    crps_per_variable,
     crps_sum,
     energy_score,
     forecast_metrics,
@@ -20,6 +21,7 @@ from seqflow.metrics import (
     normalized_crps,
     seasonal_mase,
     seasonal_scale,
+    variable_averaged_crps,
 )
 
 
@@ -247,3 +249,56 @@ def test_forecast_metrics_summary() -> None:
     assert forecast_metrics(samples, target).mase is None
     with pytest.raises(ValueError, match="together"):
         forecast_metrics(samples, target, history=history)
+
+
+def test_crps_per_variable_matches_properscoring_per_variable() -> None:
+    ps = pytest.importorskip("properscoring")
+    samples, target = _random_forecast(d=3, seed=19)
+    mask = np.random.default_rng(20).random(target.shape) < 0.7
+    per_entry = ps.crps_ensemble(target, np.moveaxis(samples, 1, -1))
+    expected = [per_entry[..., d][mask[..., d]].sum() / np.abs(target[..., d][mask[..., d]]).sum()
+                for d in range(3)]
+    np.testing.assert_allclose(crps_per_variable(samples, target, mask), expected, rtol=1e-10)
+    assert variable_averaged_crps(samples, target, mask) == pytest.approx(np.mean(expected),
+                                                                          rel=1e-10)
+    summary = forecast_metrics(samples, target, mask)
+    assert summary.variable_averaged_crps == pytest.approx(np.mean(expected), rel=1e-12)
+    np.testing.assert_allclose(summary.crps_per_variable, expected, rtol=1e-10)
+
+
+def test_variable_averaged_crps_is_free_of_each_variables_units() -> None:
+    # Measuring one variable in units 1000 times smaller multiplies its CRPS and its |y| by
+    # 1000: the per-variable figures do not move, the pooled normalized CRPS does.
+    samples, target = _random_forecast(d=2, seed=21)
+    units = np.array([1000.0, 1.0])
+    before = crps_per_variable(samples, target)
+    after = crps_per_variable(samples * units, target * units)
+    np.testing.assert_allclose(after, before, rtol=1e-10)
+    pooled = normalized_crps(samples * units, target * units)
+    assert pooled == pytest.approx(before[0], rel=1e-3)  # the large variable dominates
+    assert variable_averaged_crps(samples * units, target * units) == pytest.approx(
+        before.mean(), rel=1e-10)
+    one = samples[..., :1], target[..., :1]
+    assert variable_averaged_crps(*one) == pytest.approx(normalized_crps(*one), rel=1e-12)
+
+
+def test_crps_per_variable_refuses_a_variable_without_scale() -> None:
+    samples, target = _random_forecast(d=2, seed=22)
+    target[..., 1] = 0.0
+    with pytest.raises(ValueError, match="variable 1"):
+        crps_per_variable(samples, target)
+
+
+def test_energy_score_of_standard_gaussian_samples_matches_closed_form() -> None:
+    # X ~ N(0, I_d), y = 0: E||X|| = sqrt(2) G and E||X - X'|| = 2 G with
+    # G = Gamma((d + 1) / 2) / Gamma(d / 2) (chi distribution means), so ES = (sqrt(2) - 1) G.
+    # The sample spread averages over all N^2 pairs, zeros on the diagonal included, so its
+    # expectation is (1 - 1 / N) 2 G.
+    d, n, groups, per_group = 3, 100, 20, 25
+    G = math.exp(math.lgamma((d + 1) / 2) - math.lgamma(d / 2))
+    expected = math.sqrt(2) * G - (1 - 1 / n) * G
+    rng = np.random.default_rng(23)
+    scores = [energy_score(rng.standard_normal((per_group, n, 1, d)), np.zeros((per_group, 1, d)))
+              for _ in range(groups)]
+    standard_error = np.std(scores, ddof=1) / math.sqrt(groups)
+    assert abs(np.mean(scores) - expected) < 4 * standard_error

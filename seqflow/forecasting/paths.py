@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from seqflow.data.timeseries import TrainingWindows
 from seqflow.distributions import Flow
+from seqflow.nn.context import SequenceContext
 
 LOSS_ON = ("window", "horizon")
 
@@ -65,14 +66,15 @@ class WindowBatches(Dataset):
 
 @torch.no_grad()
 def stream_continuations(
-    flow: Flow, history: Tensor, context: Tensor | None, noise: Tensor
+    flow: Flow, history: Tensor, context: Tensor | SequenceContext | None, noise: Tensor
 ) -> Tensor:
     """Map ``noise`` ``(batch, D, H)`` to data continuing each ``history`` ``(batch, D, C)``.
 
     The streaming state of every MAF layer is primed with the history (the data side), then
     the ``H`` steps are generated one at a time
     (:meth:`~seqflow.transforms.Transform.inverse_after`); ``context`` ``(batch, F, C + H)``
-    holds the local features of history and horizon (None for an unconditional flow). Returns
+    holds the local features of history and horizon (None for an unconditional flow; a
+    :class:`~seqflow.nn.SequenceContext` adds global ids ``(batch,)``). Returns
     ``(batch, D, H)``. :func:`sample_continuations` draws the noise itself.
     """
     if history.dim() != 3 or noise.dim() != 3 or noise.shape[:2] != history.shape[:2]:
@@ -80,8 +82,9 @@ def stream_continuations(
                          f"and D, got {tuple(history.shape)} and {tuple(noise.shape)}")
     batch, _, C = history.shape
     length = C + noise.shape[-1]
-    if context is not None and (context.dim() != 3 or context.shape[0] != batch
-                                or context.shape[-1] != length):
+    features = context.local if isinstance(context, SequenceContext) else context
+    if context is not None and (context.shape[0] != batch or features is not None and (
+            features.dim() != 3 or features.shape[-1] != length)):
         raise ValueError(f"context must be (batch={batch}, F, C + H = {length}), got "
                          f"{tuple(context.shape)}")
     ref = next(flow.parameters())  # the flow's dtype and device

@@ -22,6 +22,7 @@ from seqflow.metrics.audio import (
 from seqflow.metrics.forecast import (
     ForecastMetrics,
     crps,
+    crps_per_variable,
     crps_sum,
     energy_score,
     forecast_metrics,
@@ -30,6 +31,7 @@ from seqflow.metrics.forecast import (
     normalized_crps,
     seasonal_mase,
     seasonal_scale,
+    variable_averaged_crps,
 )
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "SpeechQuality",
     "average_power_distance",
     "crps",
+    "crps_per_variable",
     "crps_sum",
     "energy_score",
     "f0_metrics",
@@ -56,4 +59,5 @@ __all__ = [
     "seasonal_mase",
     "seasonal_scale",
     "speech_quality",
+    "variable_averaged_crps",
 ]

@@ -1,5 +1,13 @@
 """Probabilistic forecast metrics from samples: CRPS, CRPS-sum, energy score, MASE, coverage.
 
+For a multivariate series the headline is :func:`variable_averaged_crps`: each variable's CRPS
+normalized by its own sum of ``|y|``, averaged over the variables, so that no variable weighs
+more for being measured in larger units. :func:`crps_sum` (the sum over variables) and
+:func:`energy_score` (the joint distribution) stand beside it. :func:`mean_crps` and
+:func:`normalized_crps` pool the entries of every variable: with several variables in different
+units they mix those units (they stay for univariate series, where
+``normalized_crps == variable_averaged_crps``).
+
 Shapes used throughout (numpy arrays or torch tensors; computed in float64 numpy):
 
 * ``samples``: ``(K, N, H, D)`` -- ``N`` sample paths for each of ``K`` forecast windows over a
@@ -108,7 +116,8 @@ def crps(samples: ArrayLike, target: ArrayLike, mask: ArrayLike | None = None) -
 
 
 def mean_crps(samples: ArrayLike, target: ArrayLike, mask: ArrayLike | None = None) -> float:
-    """Mean of :func:`crps` over observed entries.
+    """Mean of :func:`crps` over observed entries, pooled over variables (in the target's units;
+    a mixed-unit figure when the variables have different units).
 
     Args:
         samples: ``(K, N, H, D)``.
@@ -119,7 +128,10 @@ def mean_crps(samples: ArrayLike, target: ArrayLike, mask: ArrayLike | None = No
 
 
 def normalized_crps(samples: ArrayLike, target: ArrayLike, mask: ArrayLike | None = None) -> float:
-    """Scale-free CRPS: ``sum CRPS / sum |y|`` over observed entries.
+    """Scale-free CRPS: ``sum CRPS / sum |y|`` over observed entries, pooled over variables.
+
+    With several variables the sums mix their units, and the variables of largest magnitude
+    dominate; :func:`variable_averaged_crps` normalizes each variable by its own scale.
 
     This is the normalisation of the "weighted quantile loss" reported as CRPS in the
     probabilistic forecasting literature (e.g. GluonTS's ``mean_wQuantileLoss``, Rasul et al.
@@ -136,6 +148,47 @@ def normalized_crps(samples: ArrayLike, target: ArrayLike, mask: ArrayLike | Non
     if scale == 0:
         raise ValueError("normalized_crps: sum of |target| over observed entries is zero")
     return float(_crps_entries(samples, target)[mask].sum() / scale)
+
+
+def crps_per_variable(
+    samples: ArrayLike, target: ArrayLike, mask: ArrayLike | None = None
+) -> np.ndarray:
+    """Normalized CRPS of each variable: ``sum_{k,h} CRPS(k, h, d) / sum_{k,h} |y(k, h, d)|``
+    over the observed entries of variable ``d``.
+
+    Args:
+        samples: ``(K, N, H, D)``.
+        target: ``(K, H, D)``.
+        mask: optional boolean ``(K, H, D)``, ``True`` where observed.
+
+    Returns:
+        ``(D,)`` float64. A variable whose observed ``|y|`` sum to zero (or that has no
+        observed entry) is refused, naming it.
+    """
+    samples, target, mask = _prepare(samples, target, mask)
+    scores = np.where(mask, _crps_entries(samples, target), 0.0).sum(axis=(0, 1))
+    scale = np.where(mask, np.abs(target), 0.0).sum(axis=(0, 1))
+    if (scale == 0).any():
+        d = int(np.flatnonzero(scale == 0)[0])
+        raise ValueError(f"crps_per_variable: variable {d} has a zero sum of |target| over its "
+                         f"{int(mask[..., d].sum())} observed entries; its normalized CRPS is "
+                         "undefined")
+    return scores / scale
+
+
+def variable_averaged_crps(
+    samples: ArrayLike, target: ArrayLike, mask: ArrayLike | None = None
+) -> float:
+    """The headline CRPS of a multivariate forecast: the mean over the ``D`` variables of
+    :func:`crps_per_variable` (each variable normalized by its own scale; equal to
+    :func:`normalized_crps` when ``D = 1``).
+
+    Args:
+        samples: ``(K, N, H, D)``.
+        target: ``(K, H, D)``.
+        mask: optional boolean ``(K, H, D)``, ``True`` where observed.
+    """
+    return float(crps_per_variable(samples, target, mask).mean())
 
 
 def crps_sum(samples: ArrayLike, target: ArrayLike, mask: ArrayLike | None = None) -> float:
@@ -305,7 +358,13 @@ def seasonal_mase(
 
 @dataclass(frozen=True)
 class ForecastMetrics:
-    """Summary of :func:`forecast_metrics`; ``None`` where the metric was not requested."""
+    """Summary of :func:`forecast_metrics`; ``None`` where the metric was not requested.
+
+    ``variable_averaged_crps`` is the headline (:func:`variable_averaged_crps`), with
+    ``crps_per_variable`` ``(D,)`` behind it and ``crps_sum``, ``energy_score`` beside it;
+    ``mean_crps`` and ``normalized_crps`` are pooled over variables (mixed units when
+    ``D > 1``).
+    """
 
     mean_crps: float
     normalized_crps: float
@@ -314,6 +373,8 @@ class ForecastMetrics:
     crps_sum: float
     energy_score: float
     mase: float | None
+    variable_averaged_crps: float
+    crps_per_variable: tuple[float, ...]
 
 
 def forecast_metrics(
@@ -341,6 +402,7 @@ def forecast_metrics(
         if history is None
         else seasonal_mase(samples, target, history, season, mask, history_mask)
     )
+    per_variable = crps_per_variable(samples, target, mask)
     return ForecastMetrics(
         mean_crps=mean_crps(samples, target, mask),
         normalized_crps=normalized_crps(samples, target, mask),
@@ -349,4 +411,6 @@ def forecast_metrics(
         crps_sum=crps_sum(samples, target, mask),
         energy_score=energy_score(samples, target, mask),
         mase=mase,
+        variable_averaged_crps=float(per_variable.mean()),
+        crps_per_variable=tuple(float(v) for v in per_variable),
     )

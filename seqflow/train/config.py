@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from seqflow.data.features import MelConfig
+from seqflow.data.timeseries import COLLECTION_SCALINGS, WINDOW_WEIGHTS
 from seqflow.data.yaml_reader import UniqueKeyLoader, one_line, read_yaml
 from seqflow.metrics.audio import parse_resolutions
 from seqflow.train.objectives.distill import KL_ESTIMATORS, DistillSettings
@@ -112,6 +113,22 @@ class DataConfig:
     validation files); whole-utterance features are cached in ``cache_dir`` (default:
     ``features/`` in the run directory).
 
+    ``series`` reads a collection of time series at ``path`` (a long-format CSV file with
+    columns ``item_column``, ``time_column``, the ``targets`` (default: the column ``target``)
+    and the ``covariates``, comma-separated names; or a folder of one CSV file per item;
+    :func:`~seqflow.data.timeseries.read_collection`) and trains a global forecaster on
+    windows of ``context + horizon`` steps drawn across the items
+    (:class:`~seqflow.data.timeseries.CollectionWindows`): ``window_weights`` ``length`` or
+    ``uniform``, ``scaling`` per window (``window`` or ``mean``), ``num_windows`` training
+    windows (0: one per window position), ``val_origins`` validation and ``test_origins`` test
+    horizons at each item's end, ``item_ids`` a learned embedding of the item (global ids).
+    Derived from the data when the run starts (:mod:`seqflow.train.series_data`), and refused
+    when set to something else: ``freq`` (the inferred frequency; a given one reads the items
+    on that grid), ``season``, ``context`` (0: twice the horizon), ``model.channels`` (the
+    targets), ``model.cond_channels`` (calendar features, covariates, one observed flag per
+    target), ``model.upsample_factor`` (1) and ``model.num_global_ids`` (the items, with
+    ``item_ids``).
+
     ``mel`` (a :class:`~seqflow.data.features.MelConfig`: ``sample_rate``, ``n_fft``,
     ``hop_length``, ``win_length``, ``window``, ``n_mels``, ``f_min``, ``f_max``,
     ``log_floor``) is the log-mel that audio sources give as local context; for them the
@@ -131,6 +148,20 @@ class DataConfig:
     dequantize: bool = True
     val_items: int = 0
     cache_dir: str = ""
+    item_column: str = "item_id"
+    time_column: str = "timestamp"
+    targets: str = ""
+    covariates: str = ""
+    freq: str = ""
+    season: int = 0
+    context: int = 0
+    horizon: int = 0
+    scaling: str = "window"
+    window_weights: str = "length"
+    num_windows: int = 0
+    val_origins: int = 1
+    test_origins: int = 0
+    item_ids: bool = False
     mel: MelConfig = field(default_factory=MelConfig)
 
 
@@ -199,6 +230,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.on_nonfinite": ("error", "skip"),
     "train.log_with": ("tensorboard", "none"),
     "train.distill.kl": KL_ESTIMATORS,
+    "data.scaling": COLLECTION_SCALINGS,
+    "data.window_weights": WINDOW_WEIGHTS,
 }
 
 POSITIVE = {
@@ -216,7 +249,8 @@ NON_NEGATIVE = {"model.blocks", "model.cond_channels", "model.num_global_ids",
                 "train.variational.anneal_steps", "data.val_items",
                 "train.distill.kl_weight", "train.distill.reg_weight",
                 "train.distill.stft_weight", "train.distill.power_weight",
-                "train.distill.kl_warmup_steps"}
+                "train.distill.kl_warmup_steps", "data.season", "data.context",
+                "data.horizon", "data.num_windows", "data.val_origins", "data.test_origins"}
 
 # Keys that moved into a section: an old config names them, the error names the new key.
 MOVED = {
@@ -360,11 +394,14 @@ def _check_ranges(cfg: Config) -> None:
     if not 0.0 <= cfg.data.max_bad_fraction <= 1.0:
         raise ConfigError(f"data.max_bad_fraction: must be in [0, 1], got "
                           f"{cfg.data.max_bad_fraction}")
-    if cfg.data.source in ("csv", "npy", "audio") and not cfg.data.path:
+    if cfg.data.source in ("csv", "npy", "audio", "series") and not cfg.data.path:
         raise ConfigError(f"data.path: required when data.source is {cfg.data.source!r}")
     if cfg.data.segment_length % cfg.data.mel.hop_length:
         raise ConfigError(f"data.segment_length={cfg.data.segment_length} must be a multiple "
                           f"of data.mel.hop_length={cfg.data.mel.hop_length}")
+    if cfg.data.source == "series" and cfg.data.horizon < 1:
+        raise ConfigError("data.horizon: required (> 0) when data.source is 'series' (the "
+                          "forecast horizon H)")
     _check_distill(cfg)
 
 

@@ -10,6 +10,10 @@ Every dataset yields items ``{"x", "context", "index"}`` (see :mod:`seqflow.trai
   segments ``(1, segment_length)`` with their log-mel context
   (:mod:`seqflow.train.audio_data`, which also gives whole utterances for evaluation). The
   file split and the scan report are written to the run directory.
+* ``series``: a collection of time series (a long-format file or a folder of CSV files):
+  windows ``(channels, context + horizon)`` drawn across the series with their local features
+  and mask (:mod:`seqflow.train.series_data`); the model's sizes are derived from the data
+  (:func:`derive_config`) and what was read is written to the run directory.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from seqflow.data.toy_audio import ToyAudio
 from seqflow.train.audio_data import audio_splits, check_mel_model
 from seqflow.train.batches import RowDataset
 from seqflow.train.config import Config, ConfigError, DataConfig
+from seqflow.train.series_data import derive_series_config, series_splits
 
 Splits = dict[str, Dataset]
 
@@ -84,15 +89,28 @@ def _audio(cfg: Config, run_dir: Path | None = None) -> Splits:
     return audio_splits(cfg, run_dir)
 
 
+def _series(cfg: Config, run_dir: Path | None = None) -> Splits:
+    return series_splits(cfg, run_dir)
+
+
 DATA_SOURCES: dict[str, Callable[..., Splits]] = {
     "toy": _row_splits,
     "csv": _row_splits,
     "npy": _row_splits,
     "toy_audio": _toy_audio,
     "audio": _audio,
+    "series": _series,
 }
 # Sources whose builder also takes ``run_dir`` (to write, and later read back, run files).
-RUN_DIR_SOURCES = ("audio",)
+RUN_DIR_SOURCES = ("audio", "series")
+# Sources that determine some of the config's values (model sizes, ...) when a run starts.
+DERIVED_CONFIG: dict[str, Callable[[Config], Config]] = {"series": derive_series_config}
+
+
+def derive_config(cfg: Config) -> Config:
+    """``cfg`` with the values its data source determines (the identity for most sources)."""
+    derive = DERIVED_CONFIG.get(cfg.data.source)
+    return cfg if derive is None else derive(cfg)
 
 
 def build_splits(cfg: Config, run_dir: str | Path | None = None) -> Splits:

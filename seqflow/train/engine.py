@@ -48,7 +48,12 @@ from seqflow.train.config import (
     record_config_change,
     save_config,
 )
-from seqflow.train.datasets import build_splits, check_splits, describe_source
+from seqflow.train.datasets import (
+    build_splits,
+    check_splits,
+    derive_config,
+    describe_source,
+)
 from seqflow.train.ema import EMA
 from seqflow.train.models import build_flow, event_size, has_data_dependent_init
 from seqflow.train.objectives import Task, log_prob_of
@@ -176,6 +181,8 @@ class Trainer:
     def __init__(self, cfg: Config, out_dir: str | Path, task: Task | None = None,
                  splits: dict[str, Dataset] | None = None, flow: nn.Module | None = None):
         check_config(cfg)
+        if splits is None:
+            cfg = derive_config(cfg)  # e.g. the series source's channels and local features
         if flow is not None:
             check_flow(flow, cfg.model.features)
             cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, kind="custom"))

@@ -190,9 +190,10 @@ def _file_identity(path: Path) -> dict:
 
 
 def record_data_source(run: RunDir, cfg: Config) -> None:
-    """Record the resolved path and content hash of a file data source (``csv``/``npy``), so
-    that evaluation rebuilds the same split from the same file, from any directory."""
-    if cfg.data.source not in ("csv", "npy") or not cfg.data.path:
+    """Record the resolved path and content hash of a file data source (``csv``/``npy``, a
+    ``series`` file), so that evaluation rebuilds the same split from the same file, from any
+    directory."""
+    if cfg.data.source not in ("csv", "npy", "series") or not cfg.data.path:
         return
     path = Path(cfg.data.path)
     if path.is_file():

@@ -15,7 +15,7 @@ are indexed by calendar period, and :attr:`Series.times` holds each period's fir
 One module per concern, each importing only those before it:
 
 * :mod:`~seqflow.data.timeseries.frequencies`: aliases, :func:`parse_freq`, :func:`time_grid`,
-  :func:`infer_frequency` (the frequency the timestamps themselves show);
+  :func:`infer_frequency` (the frequency the timestamps themselves show), :func:`season_length`;
 * :mod:`~seqflow.data.timeseries.series`: :class:`Series`, :func:`series_from_array`,
   :func:`read_series_csv`;
 * :mod:`~seqflow.data.timeseries.backtest`: :func:`backtest_windows`, :func:`check_length`;
@@ -24,7 +24,11 @@ One module per concern, each importing only those before it:
   scalings (DeepAR's mean scaling: Salinas et al., International Journal of Forecasting 36
   (2020), section 3.3);
 * :mod:`~seqflow.data.timeseries.calendar`: :func:`calendar_features`, :func:`future_times`;
-* :mod:`~seqflow.data.timeseries.windows`: :class:`TrainingWindows`.
+* :mod:`~seqflow.data.timeseries.windows`: :class:`TrainingWindows`;
+* :mod:`~seqflow.data.timeseries.collections`: :class:`SeriesCollection` (many series of one
+  frequency) read by :func:`read_collection` from a long-format file or a folder of CSV files,
+  :class:`CollectionWindows` drawn across its series, and :func:`future_inputs` for a
+  forecast past each series' end.
 """
 
 from seqflow.data.timeseries.backtest import backtest_windows, check_length
@@ -33,11 +37,23 @@ from seqflow.data.timeseries.calendar import (
     calendar_features,
     future_times,
 )
+from seqflow.data.timeseries.collections import (
+    COLLECTION_SCALINGS,
+    WINDOW_WEIGHTS,
+    CollectionWindows,
+    SeriesCollection,
+    future_inputs,
+    read_collection,
+    read_long_table,
+    read_series_folder,
+)
 from seqflow.data.timeseries.frequencies import (
+    SEASONS,
     Frequency,
     infer_frequency,
     parse_freq,
     same_frequency,
+    season_length,
     time_grid,
 )
 from seqflow.data.timeseries.missing import fill_missing
@@ -52,23 +68,33 @@ from seqflow.data.timeseries.series import Series, read_series_csv, series_from_
 from seqflow.data.timeseries.windows import SPLITS, TrainingWindows
 
 __all__ = [
+    "COLLECTION_SCALINGS",
     "SCALINGS",
+    "SEASONS",
     "SPLITS",
+    "WINDOW_WEIGHTS",
+    "CollectionWindows",
     "Frequency",
     "Scale",
     "Series",
+    "SeriesCollection",
     "TrainingWindows",
     "backtest_windows",
     "calendar_feature_names",
     "calendar_features",
     "check_length",
     "fill_missing",
+    "future_inputs",
     "future_times",
     "infer_frequency",
     "mean_abs_scale",
     "parse_freq",
+    "read_collection",
+    "read_long_table",
     "read_series_csv",
+    "read_series_folder",
     "same_frequency",
+    "season_length",
     "series_from_array",
     "standard_scale",
     "time_grid",

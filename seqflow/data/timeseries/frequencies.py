@@ -173,3 +173,18 @@ def same_frequency(a: Frequency, b: Frequency) -> bool:
     """True when two parsed aliases name one grid (``MS`` and ``M``, ``W`` and ``W-SUN``)."""
     anchors = [f.alias.split("-")[1].upper() if "-" in f.alias else "SUN" for f in (a, b)]
     return (a.unit, a.n) == (b.unit, b.n) and (a.unit != "W" or anchors[0] == anchors[1])
+
+
+# Season lengths per unit, in steps of the unit (hourly: a day, weekly: a year, ...).
+SEASONS = {"min": 60, "h": 24, "D": 7, "W": 52, "M": 12, "Q": 4, "Y": 1}
+
+
+def season_length(freq: str) -> int:
+    """Steps in one season of ``freq``: :data:`SEASONS` of its unit divided by its multiple
+    (at least 1), e.g. ``"h"`` 24, ``"2h"`` 12, ``"MS"`` 12, ``"QS"`` 4, ``"YS"`` 1.
+
+    >>> season_length("W-SAT"), season_length("2h")
+    (52, 12)
+    """
+    f = parse_freq(freq)
+    return max(1, SEASONS[f.unit] // f.n)

@@ -164,7 +164,7 @@ def read_series_csv(
     naming the file, the 1-based line in the file and the column.
     """
     path = Path(path)
-    f = parse_freq(freq)
+    parse_freq(freq)  # a bad alias is refused before the file is read
     targets = list(targets)
     covariates = list(covariates)
     if not targets:
@@ -208,6 +208,26 @@ def read_series_csv(
         for cells, name in zip(columns[1:], wanted[1:], strict=True)
     ]
 
+    return _series_on_grid(path, times, numbers, lines, time_column, targets, covariates,
+                           freq)
+
+
+def _series_on_grid(
+    path: str | Path,
+    times: np.ndarray,
+    numbers: list[np.ndarray],
+    lines: list[int],
+    time_column: str,
+    targets: Sequence[str],
+    covariates: Sequence[str],
+    freq: str,
+) -> Series:
+    """A :class:`Series` from rows sorted by time: ``times`` ``(R,)``, ``numbers`` one ``(R,)``
+    column per target then covariate, ``lines`` the rows' 1-based lines in the file (errors
+    name ``path``, the line and ``time_column``). Duplicate and off-grid timestamps are refused;
+    missing grid steps are inserted as unobserved rows."""
+    f = parse_freq(freq)
+    targets, covariates = list(targets), list(covariates)
     keys = _keys(times, f)
     step = f.step_us if f.fixed else f.n
     diffs = np.diff(keys)
