@@ -312,8 +312,11 @@ class LinearPrediction(AutoregressiveAffine):
             shift, log_scale = self.params(u, context)
             shift, log_scale = -shift * torch.exp(-log_scale), -log_scale
             return torch.addcmul(shift, u, torch.exp(log_scale)), shift, log_scale
-        x, _ = self.inverse(u, context)
-        shift, log_scale = self.params(x, context)
+        batch, _, steps = u.shape
+        a, step, log_gain = self.conditioner.coefficients(context, steps, batch, u.dtype)
+        x = _Synthesis.apply(u[:, 0] * log_gain.exp(), a, step,
+                             u.new_zeros(batch, self.order, dtype=torch.float64))
+        shift, log_scale = predict(x, a, step).unsqueeze(1), log_gain.unsqueeze(1)
         return torch.addcmul(shift, u, torch.exp(log_scale)), shift, log_scale
 
     def inverse_after(self, z: Tensor, context: Context = None, history: Tensor | None = None
