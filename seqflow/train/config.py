@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from seqflow.data.features import MelConfig
+from seqflow.data.linear_prediction import LinearPredictionConfig
 from seqflow.data.timeseries import COLLECTION_SCALINGS, WINDOW_WEIGHTS
 from seqflow.data.yaml_reader import UniqueKeyLoader, one_line, read_yaml
 from seqflow.metrics.audio import parse_resolutions
@@ -42,6 +43,32 @@ from seqflow.transforms.elementwise import LOG_SCALE_BOUND
 
 class ConfigError(ValueError):
     """A config file or override that cannot be turned into a :class:`Config`."""
+
+
+@dataclass
+class LinearPredictionSettings:
+    """The ``model.linear_prediction`` section: ``order`` 0 (the default) builds no filter;
+    ``order`` >= 1 puts a :class:`~seqflow.transforms.LinearPrediction` layer (the log-mel's
+    linear-prediction filter and gain) on the data side of a mono ``sequence_maf`` or
+    ``sequence_iaf`` model, with the other keys of
+    :class:`~seqflow.data.linear_prediction.LinearPredictionConfig` (``interpolation``,
+    ``method``, ``lag_window_hz``, ``white_noise``, ``nnls_iterations``) and the filterbank of
+    ``data.mel``."""
+
+    order: int = 0
+    interpolation: str = "gain"
+    method: str = "nnls"
+    lag_window_hz: float = 60.0
+    white_noise: float = 1e-4
+    nnls_iterations: int = 200
+
+    def __post_init__(self) -> None:
+        if self.order:
+            self.filter_config()
+
+    def filter_config(self) -> LinearPredictionConfig:
+        """The filter's settings (``order`` >= 1); a bad value raises a one-line error."""
+        return LinearPredictionConfig(**dataclasses.asdict(self))
 
 
 @dataclass
@@ -68,7 +95,10 @@ class ModelConfig:
     about -9 suits 16-bit audio); 0 keeps the symmetric bound. ``input_scale`` != 1 puts a learnable
     :class:`~seqflow.transforms.Scaling` that starts as ``x / input_scale`` in front of a
     sequence MAF/IAF stack, so the conditioners read unit-scale inputs (the layers' log-scales,
-    floor included, are then in units of ``input_scale``).
+    floor included, are then in units of ``input_scale``). ``linear_prediction``
+    (:class:`LinearPredictionSettings`; ``order: 0`` = none) puts the log-mel's
+    linear-prediction filter on the data side of a mono sequence MAF/IAF model: a teacher's
+    network then models the excitation, a student generates it.
     """
 
     kind: str = "realnvp"
@@ -91,6 +121,8 @@ class ModelConfig:
     base: str = "normal"
     log_scale_floor: float = 0.0
     input_scale: float = 1.0
+    linear_prediction: LinearPredictionSettings = field(
+        default_factory=LinearPredictionSettings)
 
 
 @dataclass
@@ -244,6 +276,7 @@ POSITIVE = {
     "data.segment_length", "train.variational.latent_samples", "train.variational.iwae_samples",
 }
 NON_NEGATIVE = {"model.blocks", "model.cond_channels", "model.num_global_ids",
+                "model.linear_prediction.order",
                 "train.weight_decay", "train.warmup_steps", "train.grad_clip", "train.seed",
                 "data.seed", "train.cpu_threads", "train.input_noise", "train.patience",
                 "train.variational.anneal_steps", "data.val_items",

@@ -229,7 +229,8 @@ class Trainer:
         if self._caller_task is not None:
             task = self._caller_task
         else:
-            flow = self._caller_flow if self._caller_flow is not None else build_flow(cfg.model)
+            flow = (self._caller_flow if self._caller_flow is not None
+                    else build_flow(cfg.model, cfg.data.mel))
             task = build_task(flow, cfg)
         for module in task.frozen().values():
             module.to(acc.device)

@@ -17,11 +17,13 @@ from collections.abc import Callable
 
 from torch import nn
 
+from seqflow.data.features import MelConfig
 from seqflow.distributions import Flow, StandardNormal
 from seqflow.train.config import ConfigError, ModelConfig
 from seqflow.transforms import (
     ActNorm,
     Compose,
+    LinearPrediction,
     Scaling,
     SequenceIAF,
     SequenceMAF,
@@ -125,8 +127,12 @@ def event_size(cfg: ModelConfig) -> int:
     return cfg.channels if cfg.kind in SEQUENCE_KINDS else cfg.features
 
 
-def build_flow(cfg: ModelConfig) -> Flow:
-    """Build the flow named by ``cfg.kind`` with a standard-normal base."""
+def build_flow(cfg: ModelConfig, mel: MelConfig | None = None) -> Flow:
+    """Build the flow named by ``cfg.kind`` with a standard-normal base.
+
+    ``mel`` is the log-mel of the data (``data.mel``); a model with
+    ``linear_prediction.order`` >= 1 needs it (:func:`with_linear_prediction`).
+    """
     if cfg.kind == "custom":
         raise ConfigError("model.kind=custom names a flow built by the caller "
                           "(Trainer(cfg, out, flow=...)); it cannot be built from a config")
@@ -136,7 +142,33 @@ def build_flow(cfg: ModelConfig) -> Flow:
         transform = MODEL_KINDS[cfg.kind](cfg)
     except ValueError as err:
         raise ConfigError(f"model: {err}") from None
+    if cfg.linear_prediction.order:
+        transform = with_linear_prediction(transform, cfg, mel)
     return Flow(transform, StandardNormal(event_size(cfg)))
+
+
+def with_linear_prediction(transform: Transform, cfg: ModelConfig,
+                           mel: MelConfig | None) -> Transform:
+    """``Compose([LinearPrediction(mel, ...), transform])``: the filter on the data side of a
+    mono, mel-conditioned ``sequence_maf`` (the network models the excitation) or
+    ``sequence_iaf`` (the network generates it) model."""
+    where = "model.linear_prediction"
+    if cfg.kind not in ("sequence_maf", "sequence_iaf") or cfg.channels != 1:
+        raise ConfigError(f"{where}.order={cfg.linear_prediction.order} needs a mono "
+                          f"sequence_maf or sequence_iaf model, got kind={cfg.kind}, "
+                          f"channels={cfg.channels}; set {where}.order: 0")
+    if mel is None:
+        raise ConfigError(f"{where}: the filter is derived from the log-mel; build the flow "
+                          "with build_flow(cfg.model, cfg.data.mel)")
+    if cfg.cond_channels != mel.n_mels or cfg.upsample_factor != mel.hop_length:
+        raise ConfigError(f"{where}: model.cond_channels={cfg.cond_channels} and "
+                          f"model.upsample_factor={cfg.upsample_factor} must be data.mel's "
+                          f"n_mels={mel.n_mels} and hop_length={mel.hop_length}")
+    try:
+        layer = LinearPrediction(mel, cfg.linear_prediction.filter_config())
+    except ValueError as err:
+        raise ConfigError(f"{where}: {err}") from None
+    return Compose([layer, transform])
 
 
 def has_data_dependent_init(module: nn.Module) -> bool:

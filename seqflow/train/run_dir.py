@@ -278,7 +278,7 @@ def load_run(run_dir: str | Path, weights: str = "auto") -> tuple[Flow, Config, 
     run.require()
     run.refuse_rebuild()
     cfg = load_config(run.config)
-    flow = build_flow(cfg.model)
+    flow = build_flow(cfg.model, cfg.data.mel)
     info = load_weights(run_dir, flow, weights)
     return flow, cfg, info
 

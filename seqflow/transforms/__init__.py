@@ -12,6 +12,7 @@ from seqflow.transforms.gaussian_steps import (
     scored_gaussian,
 )
 from seqflow.transforms.linear import InvertibleLinear, RandomPermutation, Reverse
+from seqflow.transforms.linear_prediction import LinearPrediction
 from seqflow.transforms.maf import IAF, MAF
 from seqflow.transforms.normalization import ActNorm, BatchNormFlow
 from seqflow.transforms.planar_radial import Planar, Radial
@@ -28,6 +29,7 @@ __all__ = [
     "IAF",
     "Inverse",
     "InvertibleLinear",
+    "LinearPrediction",
     "MAF",
     "Planar",
     "Radial",

@@ -59,6 +59,12 @@ class Transform(nn.Module):
         raise ValueError(f"{type(self).__name__}: cannot continue a history (only causal "
                          "sequence transforms and elementwise maps can)")
 
+    def history_image(self, history: Tensor, context: Context, length: int) -> Tensor | None:
+        """This layer's forward image of a data ``history`` ``(batch, C, T0)`` that ``length``
+        more steps will follow (a local context covers ``T0 + length`` steps), or None when
+        the layer does not give it in one pass. :meth:`Compose.inverse_after` hands the image
+        to the layers after this one."""
+        return None
 
     def step_affine(self, u: Tensor, context: Context, inverse: bool
                     ) -> tuple[Tensor, Tensor, Tensor]:
@@ -86,6 +92,9 @@ class Elementwise(Transform):
         self, z: Tensor, context: Context = None, history: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
         return self.inverse(z, context)
+
+    def history_image(self, history: Tensor, context: Context, length: int) -> Tensor:
+        return self(history, context)[0]
 
 
 class Compose(Transform):
@@ -122,23 +131,25 @@ class Compose(Transform):
     ) -> tuple[Tensor, Tensor]:
         """:meth:`Transform.inverse_after` through every layer: each continues the history as
         its own data side sees it, i.e. ``history`` mapped by the layers before it. Only
-        :class:`Elementwise` layers may come before the last layer that needs the history."""
+        layers that give that image (:meth:`Transform.history_image`: elementwise layers and
+        the linear-prediction filter) may come before the last layer that needs the
+        history."""
         if history is None:
             return self.inverse(z, context)
         seen: list[Tensor | None] = []
         h: Tensor | None = history
         for transform in self.transforms:
             seen.append(h)
-            # Past a layer with memory the history's image would need that layer's context
-            # for the history alone: only elementwise layers (which ignore it) may follow.
-            h = transform(h, context)[0] if h is not None and isinstance(
-                transform, Elementwise) else None
+            # A layer with memory gives the history's image only when it maps the history
+            # under the full-length context in one pass (history_image); otherwise None.
+            h = None if h is None else transform.history_image(h, context, z.shape[-1])
         total = z.new_zeros(z.shape[0])
         for transform, h in zip(reversed(self.transforms), reversed(seen), strict=True):
             if h is None and not isinstance(transform, Elementwise):
                 raise ValueError(f"Compose.inverse_after: {type(transform).__name__} follows a "
                                  "layer with memory; continuing a history needs elementwise "
-                                 "layers before the one sequential layer")
+                                 "(or linear-prediction) layers before the one sequential "
+                                 "layer")
             z, logabsdet = transform.inverse_after(z, context, h)
             total = total + logabsdet
         return z, total

@@ -11,9 +11,12 @@ import pytest
 import torch
 
 import seqflow.transforms as T
+from seqflow.data.features import LogMel, MelConfig
+from seqflow.data.linear_prediction import LinearPredictionConfig
 from seqflow.nn import MADE, SequenceContext
 
 SMALL = dict(residual_channels=4, skip_channels=4, blocks=2)
+LP_MEL = MelConfig(n_fft=32, hop_length=4, win_length=32, n_mels=4)
 
 
 def _vector(cls, **kw):
@@ -46,6 +49,8 @@ CASES = {
         [T.SequenceMAF(2, **SMALL, cond_channels=2, num_global_ids=3, order=o)
          for o in ("natural", "reversed")], cond_channels=2, upsample_factor=2),
         "sequence-context"),
+    "LinearPrediction": (lambda: T.LinearPrediction(
+        LP_MEL, LinearPredictionConfig(order=3, interpolation="reflection")), "mono-mel"),
     "WaveGlow": (lambda: T.WaveGlow(1, squeeze_factor=2, steps=2, residual_channels=4,
                                     blocks=2), "waveglow"),
 }
@@ -59,6 +64,9 @@ def _inputs(kind: str):
                    if kind == "vector-context" else None)
     if kind == "waveglow":
         return torch.randn(2, 1, 8, generator=g, dtype=torch.float64), None
+    if kind == "mono-mel":  # mono audio and its log-mel, the filter's context
+        x = torch.randn(2, 1, 16, generator=g, dtype=torch.float64)
+        return x, LogMel(LP_MEL)(x[:, 0]).double()
     x = torch.randn(2, 2, 6, generator=g, dtype=torch.float64)
     if kind == "sequence-context":
         return x, SequenceContext(torch.randn(2, 2, 3, generator=g, dtype=torch.float64),
