@@ -27,6 +27,7 @@ from seqflow.speech import (
     is_distill_run,
     sample_from_mel_file,
     vocode_files,
+    write_listening_page,
 )
 from seqflow.train import (
     CheckpointError,
@@ -86,7 +87,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="audio files (.wav/.flac/.ogg; their log-mel is vocoded and they are "
                         "the reference) or saved log-mels .npy of shape (n_mels, frames)")
     p.add_argument("--out", required=True, metavar="DIR",
-                   help="writes DIR/NAME.wav, DIR/NAME.png and DIR/metrics.json")
+                   help="writes DIR/NAME.wav, DIR/NAME.png, DIR/metrics.json and the listening "
+                        "page DIR/index.html (inputs copied to DIR/original/)")
     p.add_argument("--seed", type=int, default=0, help="seeds the noise z ~ N(0, I)")
     p.add_argument("--temperature", type=float, default=1.0,
                    help="standard deviation of the noise (default 1)")
@@ -214,7 +216,8 @@ def _cmd_vocode(args: argparse.Namespace) -> int:
                            temperature=args.temperature, batch_size=args.batch_size,
                            weights=args.weights, threads=args.threads,
                            metrics=not args.no_metrics)
-    print(f"seqflow vocode: {describe_vocode(summary, args.out)}")
+    page = write_listening_page(args.out)
+    print(f"seqflow vocode: {describe_vocode(summary, args.out)} and the listening page {page}")
     return 0
 
 
