@@ -40,8 +40,13 @@ STYLE = """
 body { font-family: sans-serif; margin: 1.5em; max-width: 70em; color: #222; }
 header p, .note { color: #555; }
 section { border-top: 1px solid #ccc; margin-top: 1.5em; padding-top: 0.5em; }
-.players { display: flex; flex-wrap: wrap; gap: 1.5em; }
-.players figure { margin: 0; }
+.players { display: flex; flex-wrap: wrap; gap: 1em; }
+.players figure { margin: 0; width: 17em; display: flex; flex-direction: column;
+                  justify-content: space-between; }
+.players audio { width: 100%; }
+.pictures { display: grid; grid-template-columns: repeat(auto-fit, minmax(25em, 1fr));
+            gap: 1em; }
+.pictures figure { margin: 0; }
 figcaption { font-size: 0.9em; margin-bottom: 0.3em; }
 img { max-width: 100%; height: auto; }
 table { border-collapse: collapse; margin: 1em 0; }
@@ -101,7 +106,7 @@ def _copy_original(source: Path, folder: Path) -> Path:
 
 def _player(label: str, path: Path, folder: Path) -> str:
     return (f"<figure><figcaption>{_text(label)}</figcaption>"
-            f'<audio controls preload="none" src="{_link(path, folder)}"></audio></figure>')
+            f'<audio controls preload="metadata" src="{_link(path, folder)}"></audio></figure>')
 
 
 def _picture(path: Path, folder: Path, caption: str) -> str:
@@ -145,13 +150,13 @@ def write_listening_page(folder: str | Path, teacher: Mapping[str, Mapping] | No
         raise ValueError(f"{folder}: teacher samples for {unknown} match no vocoded utterance "
                          f"of metrics.json ({names})")
     written = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    run = Path(str(summary["run"])).name or str(summary["run"])
+    run = str(summary["run"])
     head = [
         "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
         f"<title>{_text(f'seqflow listening page: {run}')}</title>",
         f"<style>{STYLE}</style>", "</head>", "<body>", "<header>",
         f"<h1>Listening page: {_text(run)}</h1>",
-        f"<p>Student run <code>{_text(summary['run'])}</code>, weights "
+        f"<p>Student weights "
         f"<code>{_text(summary['weights'])}</code>, step {_text(summary['step'])}; noise seed "
         f"{_text(summary['seed'])}, temperature {_text(summary['temperature'])}; "
         f"{_text(summary['sample_rate'])} Hz. Page written {_text(written)}.</p>",
@@ -178,8 +183,7 @@ def write_listening_page(folder: str | Path, teacher: Mapping[str, Mapping] | No
             notes.append(f"The input {source.name} is a log-mel: there is no original audio.")
         sample = teacher.get(name)
         if sample is not None:
-            label = (f"teacher: streamed sample ({Path(str(sample['run'])).name}, step "
-                     f"{sample['step']})")
+            label = f"teacher: streamed sample ({sample['run']}, step {sample['step']})"
             players.append(_player(label, _existing(Path(sample["out"]), "teacher sample"),
                                    folder))
             pictures.append(_picture(_existing(Path(sample["png"]), "teacher picture"), folder,
@@ -195,7 +199,8 @@ def write_listening_page(folder: str | Path, teacher: Mapping[str, Mapping] | No
             f'<section id="utterance-{index}">', f"<h2>{_text(name)}</h2>",
             f"<p>{record['frames']} mel frames, {seconds:.2f} s.</p>",
             *(f'<p class="note">{_text(note)}</p>' for note in notes),
-            '<div class="players">', *players, "</div>", *pictures, "</section>"]))
+            '<div class="players">', *players, "</div>", '<div class="pictures">', *pictures,
+            "</div>", "</section>"]))
         rows.append(f'<tr data-utterance="{_text(name)}" data-model="student">'
                     f"<td>{_text(name)}</td><td>student, vocoded</td>"
                     f"{_quality_cells(record, _unavailable(record))}</tr>")
