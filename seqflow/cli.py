@@ -28,6 +28,7 @@ from seqflow.speech import (
     is_distill_run,
     sample_from_mel_file,
     vocode_files,
+    write_listening_page,
 )
 from seqflow.train import (
     CheckpointError,
@@ -112,7 +113,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="vocode .npy mels whose value statistics do not look like the expected "
                         "log-mel (recorded in metrics.json)")
     p.add_argument("--out", required=True, metavar="DIR",
-                   help="writes DIR/NAME.wav, DIR/NAME.png and DIR/metrics.json")
+                   help="writes DIR/NAME.wav, DIR/NAME.png, DIR/metrics.json and the listening "
+                        "page DIR/index.html (inputs copied to DIR/original/)")
     p.add_argument("--seed", type=int, default=0, help="seeds the noise z ~ N(0, I)")
     p.add_argument("--temperature", type=float, default=1.0,
                    help="standard deviation of the noise (default 1)")
@@ -261,7 +263,8 @@ def _cmd_vocode(args: argparse.Namespace) -> int:
                            mel_check=not args.no_mel_check,
                            report=lambda line: print(f"seqflow vocode: {line}",
                                                      file=sys.stderr))
-    print(f"seqflow vocode: {describe_vocode(summary, args.out)}")
+    page = write_listening_page(args.out)
+    print(f"seqflow vocode: {describe_vocode(summary, args.out)} and the listening page {page}")
     return 0
 
 

@@ -7,11 +7,12 @@ Offline on a CPU, in about ten minutes on two cores (``make demo``):
    and scores it on the held-out utterances against linear prediction fitted on the training
    files,
 3. distills it into a one-pass IAF student (``configs/student_demo.yaml``),
-4. vocodes three held-out utterances with the student and measures the real-time factors of
-   teacher streaming sampling, student one-pass sampling, teacher one-pass density and student
-   streaming density,
-5. prints one table and writes wavs, spectrogram PNGs, the trade-off plot, ``summary.json`` and
-   ``summary.md`` under ``--out``.
+4. vocodes three held-out utterances with the student, streams the teacher's sample of the same
+   utterances, and measures the real-time factors of teacher streaming sampling, student
+   one-pass sampling, teacher one-pass density and student streaming density,
+5. prints one table and writes wavs, spectrogram PNGs, the listening page
+   ``vocoded/index.html`` (original, teacher and student players, spectrograms, metrics), the
+   trade-off plot, ``summary.json`` and ``summary.md`` under ``--out``.
 
 Every run is resumable and reused: a second call finds the finished runs and redoes only the
 measurements. ``--data DIR`` trains on your own LJSpeech-style folder instead.
@@ -27,9 +28,21 @@ from pathlib import Path
 
 import baselines
 import prepare
+import soundfile as sf
+import torch
 import tradeoff
 
-from seqflow.speech import evaluate_audio_run, score_utterances, summarize, vocode_files
+from seqflow.data.features import LogMel
+from seqflow.metrics import speech_quality
+from seqflow.speech import (
+    evaluate_audio_run,
+    mel_of_audio_file,
+    sample_from_mel_file,
+    score_utterances,
+    summarize,
+    vocode_files,
+    write_listening_page,
+)
 from seqflow.train import finished_run, load_config, train, utterances
 
 HERE = Path(__file__).resolve().parent
@@ -71,6 +84,22 @@ def held_out_wavs(run: Path, count: int) -> list[Path]:
     long_enough = [item for item in items if item["x"].shape[-1] >= cfg.data.mel.sample_rate]
     root = Path(cfg.data.path)
     return [root / item["path"] for item in (long_enough or items)[:count]]
+
+
+def stream_teacher(run: Path, wavs: list[Path], out: Path) -> dict[str, dict]:
+    """The teacher's streamed sample (seed 0) of each of ``wavs`` as ``out/NAME.wav`` and
+    ``out/NAME.png``, each record with the speech-quality keys against the same reference the
+    vocoded files are scored on (the audio trimmed to ``frames * hop``); by file stem."""
+    logmel = LogMel(load_config(run / "config.yaml").data.mel)
+    out.mkdir(parents=True, exist_ok=True)
+    samples = {}
+    for wav in wavs:
+        record = sample_from_mel_file(run, wav, out / f"{wav.stem}.wav", progress=False)
+        reference, _ = mel_of_audio_file(wav, logmel)
+        written = torch.from_numpy(sf.read(record["out"], dtype="float32")[0])
+        quality = speech_quality(written, reference, logmel.config.sample_rate)
+        samples[wav.stem] = {"input": str(wav), "run": str(run), **record, **quality.to_dict()}
+    return samples
 
 
 def last_validation(run: Path) -> dict:
@@ -143,19 +172,27 @@ def main(argv: list[str] | None = None) -> dict:
     lpc = lpc_baselines(teacher, args.lpc_order)
     seconds["student_training"] = train_run(
         args.student_config, student, [*common, f"train.distill.teacher={teacher}"])
-    vocoded = vocode_files(student, held_out_wavs(teacher, args.vocode), out / "vocoded")
+    held_out = held_out_wavs(teacher, args.vocode)
+    vocoded = vocode_files(student, held_out, out / "vocoded")
+    streaming = time.perf_counter()
+    streamed = stream_teacher(teacher, held_out, out / "vocoded" / "teacher")
+    seconds["teacher_streaming"] = time.perf_counter() - streaming
+    write_listening_page(out / "vocoded", streamed, teacher_note="Seed 0, the same utterances "
+                         "as the student; scored against the same reference.")
     speed = tradeoff.measure(teacher, student, out / "tradeoff", frames=args.frames)
     seconds["total"] = time.perf_counter() - start
 
     summary = {"teacher_ll": scored["nats_per_sample"], "test_utterances": scored["utterances"],
                "units": scored["units"], "lpc": lpc,
                "student_validation": last_validation(student), "vocoded": vocoded,
+               "teacher_streamed": list(streamed.values()),
                "tradeoff": speed, "seconds": seconds}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     text = table(summary)
     (out / "summary.md").write_text(text + "\n")
     print(f"\n{text}\n\n{scored['units']}")
-    print(f"wrote {out}/vocoded (wavs, PNGs, metrics.json), {out}/tradeoff/tradeoff.png and "
+    print(f"wrote {out}/vocoded (wavs, PNGs, metrics.json, the listening page index.html), "
+          f"{out}/tradeoff/tradeoff.png and "
           f"{out}/summary.md in {seconds['total'] / 60:.1f} min")
     return summary
 

@@ -3,8 +3,9 @@
 A speech run is trained by the engine (:mod:`seqflow.train`) on the ``audio`` data source; this
 package only reads run directories: it streams a teacher's waveform from a log-mel
 (:func:`sample_from_mel_file`), vocodes mels in one pass with a student (:func:`vocode_files`),
-scores a run on held-out utterances (:func:`evaluate_audio_run`,
-:func:`evaluate_distill_run`) and exports a student to ONNX (:func:`export_run`).
+writes a listening page beside vocoded wavs (:func:`write_listening_page`), scores a run on
+held-out utterances (:func:`evaluate_audio_run`, :func:`evaluate_distill_run`) and exports a
+student to ONNX (:func:`export_run`).
 """
 
 from seqflow.nn.threads import intra_op_threads  # re-exported: recipes time under it
@@ -19,6 +20,7 @@ from seqflow.speech.evaluate import (
     summarize,
 )
 from seqflow.speech.export import describe_export, export_run, export_vocoder
+from seqflow.speech.listening import write_listening_page
 from seqflow.speech.pictures import mel_panels_png, spectrogram_png
 from seqflow.speech.sample import Synthesis, sample_from_mel_file, stream_from_mel
 from seqflow.speech.vocode import describe_vocode, input_noise, vocode_files
@@ -49,5 +51,6 @@ __all__ = [
     "stream_from_mel",
     "summarize",
     "vocode_files",
+    "write_listening_page",
     "write_wav",
 ]

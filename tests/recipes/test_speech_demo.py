@@ -132,6 +132,14 @@ def test_demo_runs_end_to_end_and_reuses_finished_runs(tmp_path):
     assert set(summary["lpc"]) == {"lpc-4", "adaptive-lpc-4"}
     assert len(list((out / "vocoded").glob("*.wav"))) == 2
     assert len(list((out / "vocoded").glob("*.png"))) == 2
+    # the listening page plays the originals, the teacher's streamed samples and the student's
+    page = (out / "vocoded" / "index.html").read_text(encoding="utf-8")
+    assert page.count("<audio controls") == 2 * 3 and "No teacher sample" not in page
+    assert len(list((out / "vocoded" / "teacher").glob("*.wav"))) == 2
+    teacher = summary["teacher_streamed"]
+    assert [Path(r["input"]).stem for r in teacher] == [Path(f["input"]).stem
+                                                       for f in summary["vocoded"]["files"]]
+    assert all(r["mcd_db"] > 0 and r["rms_ratio"] > 0 for r in teacher)
     assert (out / "tradeoff" / "tradeoff.png").is_file()
     for run in ("teacher", "student"):
         assert (out / run / "final").is_dir()
@@ -152,12 +160,13 @@ def test_demo_runs_end_to_end_and_reuses_finished_runs(tmp_path):
 
 def _untimed(summary: dict) -> dict:
     """The numbers of a demo summary that depend neither on the machine's speed nor on --out."""
-    timed = {"wav", "png", "batch_seconds", "rtf", "seconds", "run"}
+    timed = {"wav", "png", "out", "batch_seconds", "rtf", "seconds", "run"}
     vocoded = [{k: v for k, v in f.items() if k not in timed} for f in summary["vocoded"]["files"]]
+    teacher = [{k: v for k, v in f.items() if k not in timed} for f in summary["teacher_streamed"]]
     total = {k: v for k, v in summary["vocoded"]["total"].items() if k not in timed}
     return {"teacher_ll": summary["teacher_ll"], "lpc": summary["lpc"],
             "student_validation": summary["student_validation"], "vocoded": vocoded,
-            "vocoded_total": total}
+            "vocoded_total": total, "teacher_streamed": teacher}
 
 
 def test_two_fresh_demo_runs_print_the_same_numbers_except_the_timings(tmp_path):
