@@ -170,9 +170,10 @@ def _inferred(times: np.ndarray, path: Path, column: str) -> Frequency:
 def _check_agrees(
     times: np.ndarray, slot: np.ndarray, f: Frequency, path: Path, column: str
 ) -> None:
-    """Refuse a given frequency that the timestamps contradict: one finer than the step between
-    every pair of rows (so that no two rows are neighbours on its grid), a fixed step for
-    calendar periods, or a weekly anchor on another weekday than the rows."""
+    """Refuse a given frequency that the timestamps contradict: one of which every gap between
+    rows is a multiple of two or more steps (``slot`` ``(rows,)``, each row's step on its grid,
+    has a common divisor above 1), a fixed step for calendar periods, or a weekly anchor on
+    another weekday than the rows."""
     try:
         shown = infer_frequency(times)
     except ValueError:  # e.g. monthly rows on varying days and seconds: nothing to compare
@@ -209,10 +210,11 @@ def read_series_csv(
     ``freq=None`` infers the frequency from the timestamps (:func:`infer_frequency`; a whole
     number of quarters or years is read as ``QS``/``YS``) and refuses it when more than half
     of its grid would be missing (irregular timestamps: give ``freq``). A given ``freq`` that
-    the timestamps contradict is refused naming both: one finer than every gap between rows
-    (daily rows at ``"h"`` would leave 23 of every 24 steps missing), a minute-to-week step
-    for rows that are calendar periods, or a weekly anchor (``"W-SUN"``) on another weekday
-    than the rows (plain ``"W"`` takes the first row's weekday).
+    the timestamps contradict is refused naming both: one of which every gap between rows is a
+    multiple of two or more steps (daily rows at ``"h"`` would leave 23 of every 24 steps
+    missing), a minute-to-week step for rows that are calendar periods, or a weekly anchor
+    (``"W-SUN"``) on another weekday than the rows (plain ``"W"`` takes the first row's
+    weekday).
     """
     path = Path(path)
     f = None if freq is None else parse_freq(freq)
