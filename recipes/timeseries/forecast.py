@@ -285,7 +285,7 @@ def claim_run(run: Path, settings: dict) -> None:
     try:
         saved = reusable_result(record, settings)
     except ValueError as err:
-        raise ValueError(f"--out {run.parent}: {err} (another --out)") from None
+        raise ValueError(f"--out {run.parent}: {err}") from None
     if saved is None and run.exists() and any(run.iterdir()):
         raise ValueError(f"--out {run.parent}: {run} holds a run without {SETTINGS_FILE}, so "
                          "what it was trained on is unknown; delete it or choose another --out")

@@ -149,6 +149,23 @@ def test_a_reused_out_with_other_data_or_windows_is_refused(tmp_path, monkeypatc
     np.testing.assert_array_equal(again["models"][ours]["crps"], first["models"][ours]["crps"])
 
 
+def test_a_run_without_recorded_settings_is_not_reused(tmp_path):
+    module = load_script()
+    run = tmp_path / "out" / "run"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("model: {}\n")  # a run of unknown data
+    with pytest.raises(ValueError, match=r"holds a run without forecast_settings\.json.*--out"):
+        module.claim_run(run, {"context": 4})
+    fresh = tmp_path / "new" / "run"
+    module.claim_run(fresh, {"context": 4})
+    module.claim_run(fresh, {"context": 4})  # the same settings: reused
+    with pytest.raises(ValueError, match=r"other settings \(context\)"):
+        module.claim_run(fresh, {"context": 5})
+    with pytest.raises(ValueError, match=r"is not a folder"):
+        (tmp_path / "file").write_text("")
+        module.check_out(tmp_path / "file")
+
+
 def test_a_frequency_that_contradicts_the_timestamps_is_refused_before_training(tmp_path):
     """Monthly rows read as daily would leave about 97 % of the grid missing."""
     write_csv(tmp_path / "tiny.csv", series())
