@@ -156,9 +156,58 @@ def test_empty_cells_are_missing_and_monthly_periods_start_their_month(tmp_path,
 
 def test_weekly_grid_follows_the_first_timestamp(tmp_path):
     # Saturdays, as the Mauna Loa CO2 weeks; plain "W" accepts any weekday as the anchor.
-    path = write(tmp_path, "d,y\n1958-03-29,1\n1958-04-12,3\n")
+    path = write(tmp_path, "d,y\n1958-03-29,1\n1958-04-05,2\n1958-04-19,3\n")
     s = read_series_csv(path, "d", ["y"], "W")
-    assert s.length == 3 and s.times[1] == np.datetime64("1958-04-05")
+    assert s.length == 4 and s.times[2] == np.datetime64("1958-04-12")
+
+
+DAILY = "date,y\n" + "".join(f"2021-01-{d:02d},{d}\n" for d in range(1, 29))
+
+
+def test_a_frequency_finer_than_the_timestamps_is_refused_naming_both(tmp_path):
+    """Daily rows read as hourly would leave 23 of every 24 grid steps missing."""
+    path = write(tmp_path, DAILY)
+    with pytest.raises(ValueError) as err:
+        read_series_csv(path, "date", ["y"], "h")
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"{path}: column 'date': ")
+    assert "freq='h'" in message and "'D'" in message
+
+
+def test_a_calendar_series_read_at_a_fixed_step_is_refused(tmp_path):
+    path = write(tmp_path, "date,y\n2020-01-01,1\n2020-02-01,2\n2020-03-01,3\n")
+    with pytest.raises(ValueError, match=r"column 'date': .*freq='D'.*'MS'"):
+        read_series_csv(path, "date", ["y"], "D")
+
+
+def test_the_frequency_is_inferred_when_not_given(tmp_path):
+    s = read_series_csv(write(tmp_path, DAILY), "date", ["y"])
+    assert s.freq == "D" and s.length == 28 and s.observed.all()
+    months = write(tmp_path, "date,y\n1950-01-31,1\n1950-02-28,2\n1950-04-30,3\n", "m.csv")
+    s = read_series_csv(months, "date", ["y"])
+    assert s.frequency.unit == "M" and s.length == 4 and s.observed.sum() == 3
+
+
+def test_an_agreeing_frequency_is_read_as_before(tmp_path):
+    # Monthly rows on varying days of their months, quarterly rows opening no quarter,
+    # and a plain weekly alias for Saturdays are all the frequency the timestamps show.
+    path = write(tmp_path, "date,y\n2020-01-01,1\n2020-02-03,2\n2020-03-17,3\n")
+    assert read_series_csv(path, "date", ["y"], "MS").length == 3
+    path = write(tmp_path, "date,y\n1959-02-01,1\n1959-05-01,2\n1959-08-01,3\n", "q.csv")
+    assert read_series_csv(path, "date", ["y"], "QS").length == 3
+    path = write(tmp_path, "d,y\n1958-03-29,1\n1958-04-05,2\n", "w.csv")
+    assert read_series_csv(path, "d", ["y"], "W").length == 2
+    with pytest.raises(ValueError, match=r"freq='W-SUN'.*'W-SAT'"):
+        read_series_csv(path, "d", ["y"], "W-SUN")
+
+
+def test_an_inferred_frequency_that_leaves_most_of_the_grid_missing_is_refused(tmp_path):
+    # gaps of 2 and 3 days: the only grid holding them is daily, and 4 of its 9 steps are rows
+    path = write(tmp_path, "date,y\n2021-01-01,1\n2021-01-03,2\n2021-01-06,3\n2021-01-09,4\n")
+    with pytest.raises(ValueError, match=r"column 'date': the inferred frequency 'D' leaves 5 "
+                       r"of its 9 steps missing; give freq"):
+        read_series_csv(path, "date", ["y"])
+    assert read_series_csv(path, "date", ["y"], "D").observed.sum() == 4
 
 
 def test_parse_freq_rejects_unknown_aliases():

@@ -108,13 +108,77 @@ def test_bad_input_is_one_line_naming_the_column(tmp_path):
         "forecast.py: --set model.channels: set by the recipe from the data"]
 
 
-def test_the_sample_count_flag_is_num_samples(capsys):
+def load_script():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("timeseries_forecast", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while building
     spec.loader.exec_module(module)
+    return module
+
+
+def arguments(csv: Path, out: Path, *extra: str) -> list[str]:
+    return ["--csv", str(csv), "--time-column", "month", "--target", "load,price", "--freq", "MS",
+            "--context", str(C), "--horizon", str(H), "--origins", str(K), "--num-samples",
+            str(N), "--out", str(out), "--config",
+            str(ROOT / "recipes/timeseries/configs/wavenet.yaml"), "--baselines", *TINY, *extra]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_a_reused_out_with_other_data_or_windows_is_refused(tmp_path, monkeypatch):
+    """A second series, context or window setting into the same --out must not resume the
+    first run (whose best weights were chosen on another series' validation NLL)."""
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))  # baselines.py beside the script
+    module = load_script()
+    write_csv(tmp_path / "a.csv", series())
+    write_csv(tmp_path / "b.csv", 2 * series())
+    out = tmp_path / "out"
+    first = module.main(arguments(tmp_path / "a.csv", out))
+    for csv, extra, named in [(tmp_path / "b.csv", [], "csv_sha256"),
+                              (tmp_path / "a.csv", ["--context", str(C - 2)], "context"),
+                              (tmp_path / "a.csv", ["--set", "windows.scaling=mean"],
+                               "windows.scaling")]:
+        with pytest.raises(ValueError) as err:
+            module.main([*arguments(csv, out), *extra])
+        message = str(err.value)
+        assert "\n" not in message and named in message and "--out" in message, message
+    again = module.main(arguments(tmp_path / "a.csv", out))  # the same settings reuse the run
+    ours = "seqflow-wavenet"
+    assert again["models"][ours]["resumed_from"] is not None
+    np.testing.assert_array_equal(again["models"][ours]["crps"], first["models"][ours]["crps"])
+
+
+def test_a_run_without_recorded_settings_is_not_reused(tmp_path):
+    module = load_script()
+    run = tmp_path / "out" / "run"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("model: {}\n")  # a run of unknown data
+    with pytest.raises(ValueError, match=r"holds a run without forecast_settings\.json.*--out"):
+        module.claim_run(run, {"context": 4})
+    fresh = tmp_path / "new" / "run"
+    module.claim_run(fresh, {"context": 4})
+    module.claim_run(fresh, {"context": 4})  # the same settings: reused
+    with pytest.raises(ValueError, match=r"other settings \(context\)"):
+        module.claim_run(fresh, {"context": 5})
+    with pytest.raises(ValueError, match=r"is not a folder"):
+        (tmp_path / "file").write_text("")
+        module.check_out(tmp_path / "file")
+
+
+def test_a_frequency_that_contradicts_the_timestamps_is_refused_before_training(tmp_path):
+    """Monthly rows read as daily would leave about 97 % of the grid missing."""
+    write_csv(tmp_path / "tiny.csv", series())
+    done = forecast(tmp_path / "tiny.csv", tmp_path / "out", "--freq", "D")
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(tmp_path / "tiny.csv") in lines[0], done.stderr
+    assert "freq='D'" in lines[0] and "'MS'" in lines[0], lines[0]
+    assert not (tmp_path / "out" / "run").exists()
+
+
+def test_the_sample_count_flag_is_num_samples(capsys):
+    module = load_script()
     common = ["--csv", "x.csv", "--time-column", "t", "--target", "y", "--freq", "MS",
               "--context", "4", "--horizon", "2", "--origins", "1", "--out", "o"]
     assert module.parse_args([*common, "--num-samples", "3"]).num_samples == 3

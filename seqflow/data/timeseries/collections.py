@@ -214,6 +214,7 @@ def _sorted_rows(label: str, times: np.ndarray, numbers: list[np.ndarray], lines
 
 def _collection(source: str, names: list[str], rows: list[_Rows], time_column: str,
                 targets: list[str], covariates: list[str], freq: str | None) -> SeriesCollection:
+    given = freq is not None
     if freq is None:
         found: list[tuple[str, Frequency]] = [
             (name, infer_frequency(r.times)) for name, r in zip(names, rows, strict=True)
@@ -235,7 +236,7 @@ def _collection(source: str, names: list[str], rows: list[_Rows], time_column: s
     else:
         parse_freq(freq)
     items = [_series_on_grid(r.label, r.times, r.numbers, r.lines, time_column, targets,
-                             covariates, freq) for r in rows]
+                             covariates, freq, check_freq=given) for r in rows]
     notes = []
     unsorted = [name for name, r in zip(names, rows, strict=True) if not r.was_sorted]
     if unsorted:

@@ -110,6 +110,11 @@ def _gcd(values: np.ndarray) -> int:
     return int(np.gcd.reduce(values)) if len(values) else 0
 
 
+def _weekday(time: np.datetime64) -> str:
+    """``"MON"`` .. ``"SUN"``: the weekday of ``time`` (1970-01-01 was a Thursday)."""
+    return _WEEKDAYS[(int(np.datetime64(time, "D").astype(np.int64)) + 3) % 7]
+
+
 def infer_frequency(times: np.ndarray) -> Frequency:
     """The coarsest frequency whose grid holds every timestamp of ``times`` ``(T,)``.
 
@@ -160,8 +165,7 @@ def infer_frequency(times: np.ndarray) -> Frequency:
             n = step // _STEP_US[unit]
             anchor = ""
             if unit == "W":
-                weekday = (int(times[0].astype("datetime64[D]").astype(np.int64)) + 3) % 7
-                anchor = f"-{_WEEKDAYS[weekday]}"
+                anchor = f"-{_weekday(times[0])}"
             return parse_freq(f"{n if n > 1 else ''}{unit}{anchor}")
     raise ValueError(
         f"cannot infer a frequency: the timestamps are {step} µs apart at the finest, "

@@ -17,6 +17,8 @@ from seqflow.data.timeseries.frequencies import (
     Frequency,
     _keys,
     _times_of_keys,
+    _weekday,
+    infer_frequency,
     parse_freq,
     time_grid,
 )
@@ -148,11 +150,53 @@ def _parse_times(cells: list[str], path: Path, column: str, lines: list[int]) ->
     return times
 
 
+def _as_periods(f: Frequency) -> Frequency:
+    """A whole number of quarters or years of ``MS`` steps as ``QS``/``YS`` (``3MS`` -> ``QS``),
+    so that seasons and calendar features follow the period; other frequencies unchanged."""
+    if f.unit != "M" or f.n % 3:
+        return f
+    n, unit = (f.n // 12, "YS") if f.n % 12 == 0 else (f.n // 3, "QS")
+    return parse_freq(f"{n if n > 1 else ''}{unit}")
+
+
+def _inferred(times: np.ndarray, path: Path, column: str) -> Frequency:
+    """:func:`infer_frequency` of the rows, read as calendar periods where it can be."""
+    try:
+        return _as_periods(infer_frequency(times))
+    except ValueError as err:
+        raise ValueError(f"{path}: column {column!r}: {err}") from None
+
+
+def _check_agrees(
+    times: np.ndarray, slot: np.ndarray, f: Frequency, path: Path, column: str
+) -> None:
+    """Refuse a given frequency that the timestamps contradict: one of which every gap between
+    rows is a multiple of two or more steps (``slot`` ``(rows,)``, each row's step on its grid,
+    has a common divisor above 1), a fixed step for calendar periods, or a weekly anchor on
+    another weekday than the rows."""
+    try:
+        shown = infer_frequency(times)
+    except ValueError:  # e.g. monthly rows on varying days and seconds: nothing to compare
+        return
+    finer = int(np.gcd.reduce(np.diff(slot))) > 1
+    period_read_as_step = f.fixed and not shown.fixed
+    anchor = f.alias.split("-")[1].upper() if f.unit == "W" and "-" in f.alias else None
+    if not (finer or period_read_as_step or (anchor and anchor != _weekday(times[0]))):
+        return
+    alias = _as_periods(shown).alias
+    missing = int(slot[-1]) + 1 - len(slot)
+    gap = f" ({missing} of its {int(slot[-1]) + 1} steps would be missing)" if missing else ""
+    raise ValueError(
+        f"{path}: column {column!r}: freq={f.alias!r} contradicts the timestamps, whose "
+        f"frequency is {alias!r}{gap}; give freq={alias!r} or leave freq out to infer it"
+    )
+
+
 def read_series_csv(
     path: str | Path,
     time_column: str,
     targets: Sequence[str],
-    freq: str,
+    freq: str | None = None,
     covariates: Sequence[str] = (),
 ) -> Series:
     """Read a regularly spaced series from a CSV file with a header row.
@@ -162,9 +206,19 @@ def read_series_csv(
     time without duplicates; missing grid steps are inserted as unobserved rows (``NaN``
     targets and covariates), and how many is logged at INFO level. Every error is one line
     naming the file, the 1-based line in the file and the column.
+
+    ``freq=None`` infers the frequency from the timestamps (:func:`infer_frequency`; a whole
+    number of quarters or years is read as ``QS``/``YS``) and refuses it when more than half
+    of its grid would be missing (irregular timestamps: give ``freq``). A given ``freq`` that
+    the timestamps contradict is refused naming both: one of which every gap between rows is a
+    multiple of two or more steps (daily rows at ``"h"`` would leave 23 of every 24 steps
+    missing), a minute-to-week step for rows that are calendar periods, or a weekly anchor
+    (``"W-SUN"``) on another weekday than the rows (plain ``"W"`` takes the first row's
+    weekday).
     """
     path = Path(path)
-    parse_freq(freq)  # a bad alias is refused before the file is read
+    if freq is not None:
+        parse_freq(freq)  # a bad alias is refused before the file is read
     targets = list(targets)
     covariates = list(covariates)
     if not targets:
@@ -220,50 +274,49 @@ def _series_on_grid(
     time_column: str,
     targets: Sequence[str],
     covariates: Sequence[str],
-    freq: str,
+    freq: str | None,
+    check_freq: bool = True,
 ) -> Series:
     """A :class:`Series` from rows sorted by time: ``times`` ``(R,)``, ``numbers`` one ``(R,)``
     column per target then covariate, ``lines`` the rows' 1-based lines in the file (errors
     name ``path``, the line and ``time_column``). Duplicate and off-grid timestamps are refused;
-    missing grid steps are inserted as unobserved rows."""
-    f = parse_freq(freq)
+    missing grid steps are inserted as unobserved rows. ``freq=None`` infers the frequency;
+    ``check_freq=False`` skips the check that the rows agree with a given ``freq`` (for a
+    collection, whose frequency is the finest of its series')."""
+    path = Path(path)
     targets, covariates = list(targets), list(covariates)
+    f = None if freq is None else parse_freq(freq)
+    if f is None:
+        _check_sorted(times, times.astype(np.int64), None, path, time_column, lines)
+        f = _inferred(times, path, time_column)
     keys = _keys(times, f)
     step = f.step_us if f.fixed else f.n
     diffs = np.diff(keys)
-    if (diffs <= 0).any():
-        i = int(np.flatnonzero(diffs <= 0)[0]) + 1
-        where = f"{path}: line {lines[i]}, column {time_column!r}"
-        if diffs[i - 1] < 0:
-            raise ValueError(
-                f"{where}: timestamp {times[i]} is earlier than {times[i - 1]} on line "
-                f"{lines[i - 1]}; rows must be sorted by time"
-            )
-        if f.fixed:
-            raise ValueError(
-                f"{where}: duplicate timestamp {times[i]} (already on line {lines[i - 1]})"
-            )
-        raise ValueError(
-            f"{where}: duplicate timestamp {times[i]} falls in the same "
-            f"{_PERIOD_NAME[f.unit]} as {times[i - 1]} on line {lines[i - 1]}"
-        )
+    _check_sorted(times, keys, f, path, time_column, lines)
     off = (keys - keys[0]) % step != 0
     if off.any():
         i = int(np.flatnonzero(off)[0])
         raise ValueError(
             f"{path}: line {lines[i]}, column {time_column!r}: timestamp {times[i]} is not on "
-            f"the {freq!r} grid that starts at {times[0]} (line {lines[0]})"
+            f"the {f.alias!r} grid that starts at {times[0]} (line {lines[0]})"
         )
 
     slot = (keys - keys[0]) // step
     T = int(slot[-1]) + 1
     inserted = T - len(keys)
+    if freq is not None and check_freq and len(keys) > 1:
+        _check_agrees(times, slot, f, path, time_column)
+    elif freq is None and 2 * inserted > T:
+        raise ValueError(
+            f"{path}: column {time_column!r}: the inferred frequency {f.alias!r} leaves "
+            f"{inserted} of its {T} steps missing; give freq (the timestamps look irregular)"
+        )
     if inserted:
         first_gap = int(np.flatnonzero(diffs != step)[0])
         logger.info(
             "%s: inserted %d missing rows on the %r grid (first gap after line %d); they are "
             "marked unobserved",
-            path, inserted, freq, lines[first_gap],
+            path, inserted, f.alias, lines[first_gap],
         )  # fmt: skip
     full = np.full((T, len(numbers)), np.nan, dtype=np.float32)
     if numbers:
@@ -274,8 +327,37 @@ def _series_on_grid(
         values=np.ascontiguousarray(values),
         observed=~np.isnan(values),
         covariates=np.ascontiguousarray(full[:, len(targets) :]),
-        freq=freq,
+        freq=f.alias,
         targets=tuple(targets),
         covariate_names=tuple(covariates),
         source=str(path),
     )
+
+
+def _check_sorted(
+    times: np.ndarray,
+    keys: np.ndarray,
+    f: Frequency | None,
+    path: Path,
+    time_column: str,
+    lines: list[int],
+) -> None:
+    """Refuse rows out of time order, or two rows on one step of ``f`` (``None``: the same
+    instant)."""
+    diffs = np.diff(keys)
+    if (diffs <= 0).any():
+        i = int(np.flatnonzero(diffs <= 0)[0]) + 1
+        where = f"{path}: line {lines[i]}, column {time_column!r}"
+        if diffs[i - 1] < 0:
+            raise ValueError(
+                f"{where}: timestamp {times[i]} is earlier than {times[i - 1]} on line "
+                f"{lines[i - 1]}; rows must be sorted by time"
+            )
+        if f is None or f.fixed:
+            raise ValueError(
+                f"{where}: duplicate timestamp {times[i]} (already on line {lines[i - 1]})"
+            )
+        raise ValueError(
+            f"{where}: duplicate timestamp {times[i]} falls in the same "
+            f"{_PERIOD_NAME[f.unit]} as {times[i - 1]} on line {lines[i - 1]}"
+        )
