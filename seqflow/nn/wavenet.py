@@ -266,7 +266,8 @@ class WaveNetStream(SequenceStream):
             raise ValueError(f"WaveNet: step_mode='kernel' cannot run: {problem}")
         mono = self.channels == 1
         self.kernel = "mono" if mono and batch <= KERNEL_MAX_BATCH else "channels"
-        return problem is None and (mode == "kernel" or not mono or batch <= KERNEL_MAX_BATCH)
+        limit = KERNEL_MAX_BATCH if mono else CHANNEL_KERNEL_MAX_BATCH
+        return problem is None and (mode == "kernel" or batch <= limit)
 
     def _column_function(self, mode: str, batch: int, ref: Tensor):
         """``(pre, h0) -> (head output, block inputs)`` for the requested step mode."""
@@ -411,9 +412,10 @@ STEP_MODES = ("auto", "eager", "kernel", "compile", "cuda_graph")
 """How :class:`WaveNetStream` runs (set ``WaveNet.step_mode``; default ``"auto"``).
 
 * ``"auto"``: ``"kernel"`` where it applies (CPU, float32/float64, no gradient recording)
-  with more than one channel at any batch, or with one channel at a batch of at most
-  :data:`KERNEL_MAX_BATCH`; else ``"eager"`` (the fastest choices measured in
-  ``docs/benchmarks.md``: above that batch one channel's eager matmuls beat the compiled loops).
+  with more than one channel at a batch of at most :data:`CHANNEL_KERNEL_MAX_BATCH`, or with
+  one channel at a batch of at most :data:`KERNEL_MAX_BATCH`; else ``"eager"`` (the fastest
+  choices measured in ``docs/benchmarks.md``: above those batches eager matmuls compete with
+  the compiled loops).
 * ``"eager"``: a column is a few dozen PyTorch operations; the reference.
 * ``"kernel"``: whole sequences of a layer in numba-compiled loops
   (:mod:`seqflow.nn.wavenet_kernel`): CPU, float32/float64, no gradient recording. One channel
@@ -432,6 +434,12 @@ _PACKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 KERNEL_MAX_BATCH = 32
 """Largest one-channel batch that runs the per-sample kernel (above: the batch-vectorized one)."""
+
+CHANNEL_KERNEL_MAX_BATCH = 256
+"""Largest batch for which ``"auto"`` runs the channel kernel with more than one channel. At
+1024 paths the eager step won on short streams (the kernel copies the ring, about
+``rows x R x batch`` values, into its layout once per stream) and lost on long ones
+(``docs/benchmarks.md``)."""
 
 CHANNEL_KERNEL_TILE = 64
 """Samples per batch tile of :func:`seqflow.nn.wavenet_kernel.run_channels`."""

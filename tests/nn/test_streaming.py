@@ -236,10 +236,11 @@ def test_auto_mode_runs_the_kernel_only_where_it_applies():
         assert not net.start_stream(64, make_context(True, 64, 8), 8).runs_sequences  # batch
     assert not net.start_stream(2, context, 8).runs_sequences  # recording gradients
     three = build("maf", 3, cond=False, layers=1).layers[0].conditioner
-    with torch.no_grad():  # several channels: the batch-vectorized kernel at every batch
-        for batch in (2, 300):
+    with torch.no_grad():  # several channels: the batch-vectorized kernel up to its limit
+        for batch in (2, 256):
             state = three.start_stream(batch, None, 8)
             assert state.runs_sequences and state.kernel == "channels"
+        assert not three.start_stream(257, None, 8).runs_sequences
         net.step_mode = "kernel"  # one channel above the per-sample kernel's batches
         state = net.start_stream(64, make_context(True, 64, 8), 8)
         assert state.runs_sequences and state.kernel == "channels"
