@@ -4,6 +4,7 @@
     python tools/bench.py sequences ...   # tools/bench_sequences.py (sequence flows)
     python tools/bench.py maf-stack [--json out.json]
     python tools/bench.py speed --before DIR [--rounds 2] [--json out.json]
+    python tools/bench.py steps [--rounds 3] [--json out.json]
     python tools/bench.py all
 
 ``vectors`` times one MAF layer and one IAF layer (MADE conditioner, two hidden layers of width
@@ -14,6 +15,16 @@ that streamed and naive samples agree and prints a markdown table.
 
 ``maf-stack`` times sampling against log_prob of 5-layer MAFs (D = 64 with MADE 128 x 2, and
 D = 256 with MADE 256 x 2) at batch 256 and 1024 with 1 and 2 process threads, interleaved.
+
+``steps`` times the streaming step of one SequenceMAF layer (MAF sampling under
+``torch.inference_mode``, one thread) for every step path: WaveNet (10 blocks x 32 channels)
+with one channel at batch 1, 16 and 256 and with 4 and 12 channels at 64 and 1024 paths, each
+with ``step_mode="auto"`` (what a stream runs) and ``"eager"`` (the reference step), and the
+LSTM conditioner (64 units) at the same shapes; in microseconds per step (all channels of one
+time index), as a ratio to the one-pass density's cost per time step at the same batch, and as
+the fraction of the measured single-thread matmul throughput that the step's multiply-adds
+(counted from the layer shapes, one column per step) reach. Configurations alternate within
+every round; each row is the median over the rounds.
 
 ``speed`` is the before/after comparison of issue 14 from one command: it runs the
 ``maf-stack`` section and the streaming-step section of ``tools/bench_sequences.py`` in
@@ -180,6 +191,99 @@ def maf_stack_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+STEP_SHAPES = [  # (conditioner, channels, batches)
+    ("wavenet", 1, [1, 16, 256]), ("wavenet", 4, [64, 1024]), ("wavenet", 12, [64, 1024]),
+    ("lstm", 1, [1, 16, 256]), ("lstm", 4, [64, 1024]), ("lstm", 12, [64, 1024]),
+]
+
+
+def step_layer(conditioner: str, channels: int):
+    """One perturbed SequenceMAF layer of the benchmark shapes."""
+    from seqflow import SequenceMAF
+
+    torch.manual_seed(0)
+    size = (dict(residual_channels=32, skip_channels=32, blocks=10) if conditioner == "wavenet"
+            else dict(hidden_features=64, head_features=64))
+    layer = SequenceMAF(channels, conditioner=conditioner, **size)
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return layer.eval()
+
+
+def lstm_step_flops(net) -> int:
+    """Multiply-adds x 2 of one LSTM streaming step per sample (every layer's gates, the head)."""
+    lstm, head = net.lstm, net.head_hidden
+    macs = sum(4 * lstm.hidden_size * (getattr(lstm, f"weight_ih_l{k}").shape[1]
+                                       + lstm.hidden_size) for k in range(lstm.num_layers))
+    macs += head.in_channels * head.out_channels + head.out_channels * 2 * net.channels
+    return 2 * macs
+
+
+def bench_steps(rounds: int) -> dict:
+    """``steps``: see the module docstring."""
+    import bench_sequences
+
+    cases = []
+    for conditioner, channels, batches in STEP_SHAPES:
+        layer = step_layer(conditioner, channels)
+        net = layer.conditioner
+        flops = (bench_sequences.step_flops(net) if conditioner == "wavenet"
+                 else lstm_step_flops(net))
+        modes = ["auto", "eager"] if conditioner == "wavenet" else ["auto"]
+        for batch in batches:
+            steps = max(8, min(256, 8192 // (batch * channels)))
+            z = torch.randn(batch, channels, steps)
+            x = torch.randn(batch, channels, max(64, steps))
+            for mode in modes:
+                if conditioner == "wavenet":
+                    net.step_mode = mode
+                with torch.inference_mode():
+                    layer.inverse(z[..., :2])  # warm-up (and the kernels' compilation)
+                    state = net.start_stream(batch, None, steps)
+                    path = (f"kernel ({state.kernel})" if getattr(state, "runs_sequences", False)
+                            else "eager step")
+                cases.append({"conditioner": conditioner, "channels": channels, "batch": batch,
+                              "mode": mode, "path": path, "layer": layer, "z": z, "x": x,
+                              "flops_per_sample": flops, "step": [], "one_pass": []})
+    with torch.inference_mode():
+        for _ in range(rounds):
+            for case in cases:
+                layer, z, x = case["layer"], case["z"], case["x"]
+                if case["conditioner"] == "wavenet":
+                    layer.conditioner.step_mode = case["mode"]
+                start = time.perf_counter()
+                layer.inverse(z)
+                case["step"].append((time.perf_counter() - start) / z.shape[-1])
+                start = time.perf_counter()
+                layer(x)
+                case["one_pass"].append((time.perf_counter() - start) / x.shape[-1])
+        matmul = statistics.median(bench_sequences.matmul_flops_per_second()
+                                   for _ in range(3))
+    rows = []
+    for case in cases:
+        step, one_pass = statistics.median(case["step"]), statistics.median(case["one_pass"])
+        rows.append({k: case[k] for k in ("conditioner", "channels", "batch", "mode", "path",
+                                          "flops_per_sample")}
+                    | {"us_per_step": 1e6 * step, "one_pass_us_per_step": 1e6 * one_pass,
+                       "over_one_pass": step / one_pass,
+                       "matmul_fraction": case["flops_per_sample"] * case["batch"] / step / matmul,
+                       "us_per_step_rounds": [1e6 * t for t in case["step"]]})
+        print(json.dumps({k: v for k, v in rows[-1].items() if k != "us_per_step_rounds"}),
+              flush=True)
+    return {"rounds": rounds, "matmul_flops_per_s_1_thread": matmul, "rows": rows}
+
+
+def steps_table(result: dict) -> str:
+    lines = ["| conditioner | channels | batch | step_mode | path | us / step | one pass, us / "
+             "step | step / one pass | matmul fraction |", "|" + "---|" * 9]
+    for r in result["rows"]:
+        lines.append(f"| {r['conditioner']} | {r['channels']} | {r['batch']} | {r['mode']} | "
+                     f"{r['path']} | {r['us_per_step']:,.1f} | {r['one_pass_us_per_step']:,.1f} "
+                     f"| {r['over_one_pass']:.2f}x | {r['matmul_fraction']:.3f} |")
+    return "\n".join(lines)
+
+
 def _child(tree: Path, argv: list[str]) -> dict:
     """Run a benchmark script of this folder against the seqflow of ``tree``; its JSON."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -264,11 +368,13 @@ def speed_tables(report: dict) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="seqflow benchmarks")
-    parser.add_argument("section", choices=["vectors", "sequences", "maf-stack", "speed", "all"],
+    parser.add_argument("section", choices=["vectors", "sequences", "maf-stack", "speed", "steps",
+                                            "all"],
                         nargs="?", default="all")
     parser.add_argument("--before", type=Path, default=None,
                         help="speed: the source tree (holding a seqflow package) to compare with")
-    parser.add_argument("--rounds", type=int, default=2, help="speed: alternating rounds")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="speed: alternating rounds (2); steps: interleaved rounds (3)")
     parser.add_argument("--dims", nargs="+", type=int, default=[8, 64, 256])
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=None,
@@ -295,8 +401,12 @@ def main(argv: list[str] | None = None) -> None:
         if args.before is None or not (args.before / "seqflow").is_dir():
             raise ValueError(f"bench.py speed: --before must be a source tree holding a seqflow "
                              f"package, got {args.before}")
-        report["speed"] = bench_speed(args.before, args.rounds, rest)
+        report["speed"] = bench_speed(args.before, args.rounds or 2, rest)
         print(speed_tables(report["speed"]))
+    if args.section == "steps":
+        report["command"] = "python tools/bench.py " + " ".join(argv or sys.argv[1:])
+        report["steps"] = bench_steps(args.rounds or 3)
+        print(steps_table(report["steps"]))
     if args.section in ("vectors", "all"):
         repeats = 15 if args.repeats is None else args.repeats
         rows = bench_vectors(args.dims, args.batch, repeats, device, args.naive_max_dim)

@@ -605,6 +605,32 @@ def bench_stream_step() -> str:
     return md_table(header, ["---"] * len(header), rows)
 
 
+@block("bench_steps_run")
+def bench_steps_run() -> str:
+    data = raw("docs/results/bench_steps.json")
+    machine = data["machine"]
+    load = machine["load_average_start_end"]
+    steps = data["steps"]
+    return (f"Command: `{data['command']}` (torch {machine['torch']}, {machine['threads']} "
+            f"thread). Load average (1 min) {load[0][0]:.1f} at the start, {load[1][0]:.1f} at "
+            f"the end. Measured float32 matmul throughput (512 x 512, 1 thread): "
+            f"{steps['matmul_flops_per_s_1_thread'] / 1e9:.1f} GFLOP/s. Medians of "
+            f"{steps['rounds']} interleaved rounds; raw numbers, every round included: "
+            f"[results/bench_steps.json](results/bench_steps.json).")
+
+
+@block("bench_steps")
+def bench_steps() -> str:
+    rows = []
+    for r in raw("docs/results/bench_steps.json")["steps"]["rows"]:
+        rows.append([r["conditioner"], str(r["channels"]), str(r["batch"]), r["mode"], r["path"],
+                     f"{r['us_per_step']:,.1f}", f"{r['one_pass_us_per_step']:,.1f}",
+                     f"{r['over_one_pass']:.2f}x", f"{100 * r['matmul_fraction']:.1f} %"])
+    header = ["conditioner", "channels", "batch", "step_mode", "path", "us / step",
+              "one pass, us / step", "step / one pass", "share of matmul throughput"]
+    return md_table(header, ["---"] * 5 + ["---:"] * 4, rows)
+
+
 @block("bench_maf_stack")
 def bench_maf_stack() -> str:
     speed = raw("docs/results/bench_speed.json")["speed"]

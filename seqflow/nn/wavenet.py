@@ -258,15 +258,16 @@ class WaveNetStream(SequenceStream):
         problem = None
         if not wavenet_kernel.available():
             problem = "numba is not installed"
-        elif self.channels != 1:
-            problem = f"it models one channel, this WaveNet {self.channels}"
         elif ref.device.type != "cpu" or ref.dtype not in (torch.float32, torch.float64):
             problem = f"it runs float32/float64 on CPU, got {ref.dtype} on {ref.device}"
         elif self.recording:
             problem = "it records no gradients (use torch.no_grad())"
         if mode == "kernel" and problem is not None:
             raise ValueError(f"WaveNet: step_mode='kernel' cannot run: {problem}")
-        return problem is None and (mode == "kernel" or batch <= KERNEL_MAX_BATCH)
+        mono = self.channels == 1
+        self.kernel = "mono" if mono and batch <= KERNEL_MAX_BATCH else "channels"
+        limit = KERNEL_MAX_BATCH if mono else CHANNEL_KERNEL_MAX_BATCH
+        return problem is None and (mode == "kernel" or batch <= limit)
 
     def _column_function(self, mode: str, batch: int, ref: Tensor):
         """``(pre, h0) -> (head output, block inputs)`` for the requested step mode."""
@@ -328,6 +329,8 @@ class WaveNetStream(SequenceStream):
                              "to this stream (see WaveNet.step_mode)")
         if self.layer_inputs is not None:
             raise ValueError("WaveNetStream.run_sequence: called in the middle of a step")
+        if self.kernel == "channels":
+            return self._run_channels(u, bound, inverse, floor)
         if self._kernel_args is None:
             self._kernel_args = self._kernel_arrays()
         x_ring, weights = self._kernel_args
@@ -354,6 +357,38 @@ class WaveNetStream(SequenceStream):
             self.t += end - start
         return out.unsqueeze(1), logdet
 
+    def _run_channels(self, u: Tensor, bound: float, inverse: bool,
+                      floor: float | None) -> tuple[Tensor, Tensor]:
+        """:meth:`run_sequence` through :func:`seqflow.nn.wavenet_kernel.run_channels`."""
+        if self._kernel_args is None:
+            self._kernel_args = self.pack.channel_kernel_arrays(self.net, self.input_step,
+                                                                self.ring, self.t)
+        ring, x_ring, gate_order, weights = self._kernel_args
+        batch, _, steps = u.shape
+        inputs = u.contiguous()
+        out = torch.empty_like(inputs)
+        logdet = inputs.new_zeros(batch)
+        chunk = steps if self.cond is None else max(1, self.COND_CHUNK // batch)
+        exact = inputs.dtype == torch.float64  # float32: the vectorized rational tanh
+        for start in range(0, steps, chunk):
+            end = min(start + chunk, steps)
+            if self.cond is None:
+                bias = self.bias.unsqueeze(0)
+            else:
+                bias = self.pack.local_bias(self.cond[..., self.t:self.t + end - start])
+                bias = bias + self.bias
+            bias = bias[..., gate_order].transpose(-1, -2).contiguous()  # (s, L, 2R, batch)
+            piece = inputs[..., start:end].contiguous()
+            result = torch.empty_like(piece)
+            wavenet_kernel.run_channels(
+                piece.numpy(), result.numpy(), logdet.numpy(), self.t, ring, x_ring,
+                *weights[:2], bias.numpy(), *weights[2:], float(bound),
+                0.0 if floor is None else float(floor), inverse, exact,
+            )
+            out[..., start:end] = result
+            self.t += end - start
+        return out, logdet
+
     def _kernel_arrays(self):
         """The x history ring ``(K - 1, batch)`` and the weights as numpy arrays."""
         taps = self.pack.kernel_size - 1
@@ -376,13 +411,19 @@ class WaveNetStream(SequenceStream):
 STEP_MODES = ("auto", "eager", "kernel", "compile", "cuda_graph")
 """How :class:`WaveNetStream` runs (set ``WaveNet.step_mode``; default ``"auto"``).
 
-* ``"auto"``: ``"kernel"`` where it applies and the batch is at most
-  :data:`KERNEL_MAX_BATCH`, else ``"eager"`` (the fastest choices measured in
-  ``docs/benchmarks.md``).
+* ``"auto"``: ``"kernel"`` where it applies (CPU, float32/float64, no gradient recording)
+  with more than one channel at a batch of at most :data:`CHANNEL_KERNEL_MAX_BATCH`, or with
+  one channel at a batch of at most :data:`KERNEL_MAX_BATCH`; else ``"eager"`` (the fastest
+  choices measured in ``docs/benchmarks.md``: above those batches eager matmuls compete with
+  the compiled loops).
 * ``"eager"``: a column is a few dozen PyTorch operations; the reference.
 * ``"kernel"``: whole sequences of a layer in numba-compiled loops
-  (:mod:`seqflow.nn.wavenet_kernel`): one channel, CPU, float32/float64, no gradient recording;
-  step-by-step protocol calls (``params``/``feed``) still run eagerly.
+  (:mod:`seqflow.nn.wavenet_kernel`): CPU, float32/float64, no gradient recording. One channel
+  at a batch of at most :data:`KERNEL_MAX_BATCH` runs the per-sample loop ``run``; every other
+  shape runs ``run_channels``, vectorized over tiles of :data:`CHANNEL_KERNEL_TILE` samples,
+  which computes, for each channel in the order, only the hidden units of the degree that
+  channel's parameters newly need (one column per step in all, not one per channel).
+  Step-by-step protocol calls (``params``/``feed``) still run eagerly.
 * ``"compile"``: the column through ``torch.compile`` (compiled once per process and batch
   size; the first call pays the compilation).
 * ``"cuda_graph"``: the column captured once per stream in a CUDA graph and replayed at every
@@ -392,7 +433,16 @@ STEP_MODES = ("auto", "eager", "kernel", "compile", "cuda_graph")
 _PACKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 KERNEL_MAX_BATCH = 32
-"""Largest batch for which ``"auto"`` picks the compiled kernel over batched eager matmuls."""
+"""Largest one-channel batch that runs the per-sample kernel (above: the batch-vectorized one)."""
+
+CHANNEL_KERNEL_MAX_BATCH = 256
+"""Largest batch for which ``"auto"`` runs the channel kernel with more than one channel. At
+1024 paths the eager step won on short streams (the kernel copies the ring, about
+``rows x R x batch`` values, into its layout once per stream) and lost on long ones
+(``docs/benchmarks.md``)."""
+
+CHANNEL_KERNEL_TILE = 64
+"""Samples per batch tile of :func:`seqflow.nn.wavenet_kernel.run_channels`."""
 
 _COMPILED = None
 
@@ -557,6 +607,50 @@ class PackedBlocks:
             ]
             self._kernel_weights = [a.detach().contiguous().numpy() for a in arrays]
         return self._kernel_weights
+
+    def channel_kernel_arrays(self, net: WaveNet, input_step: CausalConvStepper, ring: Tensor,
+                              t: int) -> tuple[np.ndarray, np.ndarray, Tensor, list]:
+        """State and weights in the layouts of :func:`seqflow.nn.wavenet_kernel.run_channels`.
+
+        Hidden, skip and head units are sorted by degree, so the units a channel may read
+        are a prefix; channels are listed in the autoregressive order. Returns the ring
+        ``(rows, R, batch)`` and the input history ``(K - 1, C, batch)`` (both copied from
+        the stream's state before step ``t``; the ring in tiles of :data:`CHANNEL_KERNEL_TILE`
+        samples ``(tiles, rows, R, tile)``), the gate columns in that order, and the weights.
+        """
+        deg = net.blocks[0].conv.in_degrees
+        skip_deg = net.head_hidden.in_degrees
+        head_deg = net.head_hidden.out_degrees
+        order = net.degrees.argsort()
+        channels, r, taps = len(order), self.r, self.kernel_size - 1
+        pr, ps, ph = (d.argsort(stable=True) for d in (deg, skip_deg, head_deg))
+        gates = torch.cat([pr, r + pr])
+        ends = [torch.tensor([int((d <= p).sum()) for p in range(channels)])
+                for d in (deg, skip_deg, head_deg)]
+        residual = torch.stack([*self.residual, torch.zeros_like(self.current[0][:, :r])])
+        current_in, _ = net.input_conv.tap_weights()
+        in_past = torch.stack([w for _, w in input_step.past])  # (K - 1, C, R)
+        w1, b1, w2, b2 = self.head
+        outputs = torch.cat([order, channels + order])
+        arrays = [
+            self.read_rows.view(self.period, self.blocks, taps), self.write_rows,
+            self.past.view(self.blocks, taps, r, 2 * r)[:, :, pr][..., gates],
+            torch.stack(self.current)[:, pr][..., gates], residual[:, pr][..., pr],
+            self.skip_weight.view(self.blocks, r, -1)[:, pr][..., ps], self.skip_bias[ps],
+            in_past[:, order][..., pr], current_in[order][:, pr], input_step.bias[pr],
+            w1[ps][:, ph], b1[ph], w2[ph][:, outputs], b2[outputs], order, *ends,
+        ]
+        weights = [a.detach().contiguous().numpy() for a in arrays]
+        # Batch tiles of CHANNEL_KERNEL_TILE samples, each tile's ring contiguous.
+        batch = ring.shape[1]
+        width = min(batch, CHANNEL_KERNEL_TILE)
+        tiles = -(-batch // width)
+        padded = F.pad(ring[..., pr], (0, 0, 0, tiles * width - batch))
+        kernel_ring = rearrange(padded, "n (k w) r -> k n r w", w=width).contiguous().numpy()
+        x_ring = np.empty((taps, channels, batch), dtype=kernel_ring.dtype)
+        for lag in range(1, taps + 1):  # slot (t - lag) % taps holds the input at t - lag
+            x_ring[(t - lag) % taps] = input_step.buffer.read(t, lag)[:, order].t().numpy()
+        return kernel_ring, x_ring, gates, weights
 
     def column_weights(self) -> tuple:
         """The weight arguments of :func:`column`."""

@@ -219,7 +219,7 @@ def sequential(
     and the log-determinant of the map from ``inputs`` to it, ``(batch,)``.
 
     When every stream state offers ``run_sequence`` (``runs_sequences`` true: the MADE
-    program and the compiled single-channel WaveNet kernel, both without gradient recording),
+    program and the compiled WaveNet kernels, all without gradient recording),
     each layer runs all its steps in one call, layer after layer; the result is the same,
     since nothing is returned before every step is done. The loop runs on the intra-op thread
     count of :mod:`seqflow.nn.threads` (1 unless overridden) and restores the caller's.

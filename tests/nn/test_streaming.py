@@ -236,11 +236,75 @@ def test_auto_mode_runs_the_kernel_only_where_it_applies():
         assert not net.start_stream(64, make_context(True, 64, 8), 8).runs_sequences  # batch
     assert not net.start_stream(2, context, 8).runs_sequences  # recording gradients
     three = build("maf", 3, cond=False, layers=1).layers[0].conditioner
+    with torch.no_grad():  # several channels: the batch-vectorized kernel up to its limit
+        for batch in (2, 256):
+            state = three.start_stream(batch, None, 8)
+            assert state.runs_sequences and state.kernel == "channels"
+        assert not three.start_stream(257, None, 8).runs_sequences
+        net.step_mode = "kernel"  # one channel above the per-sample kernel's batches
+        state = net.start_stream(64, make_context(True, 64, 8), 8)
+        assert state.runs_sequences and state.kernel == "channels"
+    assert not three.start_stream(2, None, 8).runs_sequences  # recording gradients
+    three.step_mode = "kernel"
+    with pytest.raises(ValueError, match="records no gradients"):
+        three.start_stream(2, None, 8)
+
+
+@pytest.mark.parametrize("channels", [1, 4, 12])
+@pytest.mark.parametrize("batch", [3, 70])
+@pytest.mark.parametrize("kind", ["maf", "iaf"])
+@pytest.mark.parametrize("cond,floor", [(False, None), (True, -5.0)])
+def test_channel_kernel_equals_the_full_pass(channels, batch, kind, cond, floor):
+    """The batch-vectorized kernel (any channel count, a batch over two tiles, channel orders,
+    local and global conditioning, both log-scale forms, a history) against the one-pass
+    direction and the eager step."""
+    cls = SequenceMAF if kind == "maf" else SequenceIAF
+    orders = ["natural", "reversed", torch.randperm(channels, generator=torch.Generator()
+                                                    .manual_seed(1)).tolist()]
+    layers = [perturb(cls(channels, residual_channels=8, skip_channels=8, blocks=3,
+                          kernel_size=2 + i % 2, order=orders[i], log_scale_floor=floor,
+                          **conditioning_kwargs(cond)), seed=i) for i in range(3)]
+    stack = _set_step_mode(SequenceStack(layers).eval(), "kernel")
+    length, split = 32, 13
+    context = make_context(cond, batch, length)
+    generator = torch.Generator().manual_seed(channels + batch)
+    y = torch.randn(batch, channels, length, generator=generator)
     with torch.no_grad():
-        assert not three.start_stream(2, None, 8).runs_sequences
-        three.step_mode = "kernel"
-        with pytest.raises(ValueError, match="one channel"):
-            three.start_stream(2, None, 8)
+        state = stack.layers[0].conditioner.start_stream(batch, context, length)
+        assert state.kernel == ("mono" if channels == 1 and batch <= 32 else "channels")
+        if kind == "maf":
+            out, logdet = stack.inverse(y, context)  # streams
+            back, logdet_back = stack(out, context)
+        else:
+            out, logdet = stack(y, context)  # streams
+            back, logdet_back = stack.inverse(out, context)
+        cont, _ = stack.sequential(y[..., split:], context, history=out[..., :split])
+        eager, _ = _set_step_mode(stack, "eager").sequential(y, context)
+    torch.testing.assert_close(back, y, rtol=RTOL, atol=ATOL)
+    torch.testing.assert_close(logdet, -logdet_back, rtol=RTOL, atol=ATOL * length * channels)
+    gain = 1.0 if kind == "maf" or floor is None else math.exp(-floor)  # see the test above
+    torch.testing.assert_close(cont, out[..., split:], rtol=RTOL * gain, atol=ATOL * gain)
+    torch.testing.assert_close(eager, out, rtol=RTOL * gain, atol=ATOL * gain)
+
+
+def test_channel_kernel_in_float64_matches_to_float64_round_off():
+    stack = _set_step_mode(build("maf", 3, cond=True).double(), "kernel")
+    z = torch.randn(40, 3, 24, dtype=torch.float64)
+    context = make_context(True, 40, 24, dtype=torch.float64)
+    with torch.no_grad():
+        x, _ = stack.inverse(z, context)
+        z_back, _ = stack(x, context)
+    torch.testing.assert_close(z_back, z, rtol=1e-9, atol=1e-10)
+
+
+def test_rational_tanh_is_accurate_to_float32_round_off():
+    from seqflow.nn import wavenet_kernel
+
+    x = torch.linspace(-12.0, 12.0, 200_001, dtype=torch.float64)
+    exact = torch.tanh(x)
+    approx = torch.tensor([wavenet_kernel._tanh_rational(v) for v in x[::97].tolist()],
+                          dtype=torch.float64)
+    assert (approx - exact[::97]).abs().max() < 4 * torch.finfo(torch.float32).eps
 
 
 def _sample_with_step_mode(mode: str, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
