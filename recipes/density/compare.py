@@ -171,6 +171,11 @@ def count_parameters(model: Distribution) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+# Train sections that only the distillation and variational tasks read: a likelihood run is the
+# same run whatever they hold (records written before they existed lack them).
+OTHER_TASKS = ("distill", "variational")
+
+
 def run_dir_of(out: Path, data: Data, model_name: str, seed: int) -> Path:
     return out / "runs" / data.name / model_name / f"seed{seed}"
 
@@ -186,8 +191,9 @@ def run_one(model_name: str, data: Data, cfg: Config, seed: int,
     if model_name not in UNTRAINED and done.is_file():
         saved = json.loads(done.read_text())
         wanted = asdict(engine_config(data, cfg, seed).train)
-        if saved["engine_train"] != wanted:
-            changed = sorted(k for k in wanted if saved["engine_train"].get(k) != wanted[k])
+        changed = sorted(k for k in wanted if k not in OTHER_TASKS
+                         and saved["engine_train"].get(k) != wanted[k])
+        if changed:
             raise ValueError(f"{done} was trained with other settings ({', '.join(changed)}); "
                              "rerun with the same options or choose another --out")
         load_weights(run_dir, model, "best")

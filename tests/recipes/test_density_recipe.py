@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import sys
 from pathlib import Path
@@ -49,6 +50,13 @@ def test_rerun_reuses_finished_results_resumes_unfinished_and_refuses_other_sett
                                                     "--no-plots"])}
     assert resumed["maf"]["resumed"] and not resumed["maf"].get("reused")
     assert resumed["maf"]["test"] == pytest.approx(first["maf"]["test"], abs=1e-6)
+    done = tmp_path / "runs" / "moons" / "maf" / "seed0" / "result.json"
+    record = json.loads(done.read_text())
+    for section in ("distill", "variational"):  # settings the likelihood task never reads
+        del record["engine_train"][section]
+    done.write_text(json.dumps(record))
+    kept = {r["model"]: r for r in compare.main(["--quick", "--out", str(tmp_path), "--no-plots"])}
+    assert kept["maf"]["reused"]
     with pytest.raises(ValueError, match=r"other settings \(max_steps\)"):
         compare.main(["--quick", "--steps", "200", "--out", str(tmp_path), "--no-plots"])
 
