@@ -29,9 +29,11 @@ def mel_of_audio_file(path: str | Path, logmel: LogMel) -> tuple[Tensor, Tensor]
     trimmed to ``frames * hop`` samples."""
     rate, hop = logmel.config.sample_rate, logmel.config.hop_length
     audio = load_audio(path, rate)
+    if audio.shape[0] < logmel.config.min_file_samples:
+        raise ValueError(f"{path}: {audio.shape[0]} samples at {rate} Hz is shorter than the "
+                         f"minimum {logmel.config.min_file_samples} for a log-mel (whole hops "
+                         f"of {hop} samples, longer than the STFT's reflect pad "
+                         f"{max(logmel.config.padding)})")
     audio = audio[: audio.shape[0] // hop * hop]
-    if audio.shape[0] < logmel.config.min_samples:
-        raise ValueError(f"{path}: {audio.shape[0]} samples at {rate} Hz is too short for one "
-                         f"mel frame")
     with torch.no_grad():
         return audio, logmel(audio[None])
