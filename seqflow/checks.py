@@ -8,7 +8,9 @@ NaN/Inf entries for every message in the package.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -121,3 +123,42 @@ def check_finite(x: Tensor, name: str, rows: Sequence[int] | Tensor | None = Non
     problem = describe_nonfinite(x, rows)
     if problem is not None:
         raise ValueError(f"{name}: {problem}")
+
+
+def check_output_path(path: str | os.PathLike, what: str, suffixes: Sequence[str] = (),
+                      folder: bool = False) -> Path:
+    """Refuse, in one line naming ``path``, an output that could not be written.
+
+    Run before any work, so that a long computation never ends in a failed write. ``path`` is a
+    file (``folder=False``) whose suffix must be one of ``suffixes`` (any suffix when empty), or
+    a folder. Missing folders above it may be created later: the nearest existing one must be a
+    writable folder. Returns ``path`` as a :class:`~pathlib.Path`.
+
+    >>> check_output_path("out/samples.txt", "--out", (".npy", ".csv"))
+    Traceback (most recent call last):
+    ...
+    ValueError: --out out/samples.txt: expected a .npy or .csv file, got the suffix '.txt'
+    """
+    path = Path(path)
+    if suffixes and path.suffix not in suffixes:
+        names = " or ".join([", ".join(suffixes[:-1]), suffixes[-1]] if len(suffixes) > 1
+                            else suffixes)
+        raise ValueError(f"{what} {path}: expected a {names} file, got the suffix "
+                         f"{path.suffix!r}")
+    if path.exists():
+        if folder and not path.is_dir():
+            raise ValueError(f"{what} {path}: a file exists there, not a folder; choose another "
+                             "path")
+        if not folder and path.is_dir():
+            raise ValueError(f"{what} {path}: a folder exists there; give a file path")
+    above = path.parent if not folder or not path.exists() else path
+    while not above.exists():
+        if above == above.parent:
+            break
+        above = above.parent
+    if above.exists() and not above.is_dir():
+        raise ValueError(f"{what} {path}: {above} is a file, not a folder; choose another path")
+    if above.exists() and not os.access(above, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {path}: the folder {above} is not writable; choose another "
+                         "path")
+    return path

@@ -2,7 +2,9 @@
 ``forecast`` and ``bench``.
 
 Expected failures (bad config, missing file, non-finite loss, unusable checkpoint) print one
-line ``seqflow <command>: error: ...`` to stderr and exit with status 2; no traceback.
+line ``seqflow <command>: error: ...`` to stderr and exit with status 2; no traceback. Every
+command that writes checks its output paths (:func:`seqflow.checks.check_output_path`) before
+it loads or computes anything.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from seqflow.checks import check_output_path
 from seqflow.data.splits import SPLITS
 from seqflow.forecasting import FORECAST_FORMATS, check_forecast_out, forecast_run
 from seqflow.speech import (
@@ -26,6 +29,7 @@ from seqflow.speech import (
     evaluate_distill_run,
     export_run,
     is_distill_run,
+    results_name,
     sample_from_mel_file,
     vocode_files,
     write_listening_page,
@@ -56,10 +60,15 @@ VOCODE_INPUTS = (
     "largest value audio on [-1, 1] can give, or with the statistics of a log10 or power mel "
     "are refused unless --no-mel-check."
 )
+DESCRIPTION = ("Autoregressive normalizing flows on audio and sequences: train a model from a "
+               "YAML config, eval a run on held-out data, sample from it, vocode mels in one "
+               "pass, export a vocoder to ONNX, "
+               "forecast the future of a collection of series, bench the kernels.")
+SAMPLE_FORMATS = (".npy", ".csv", ".safetensors")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="seqflow", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="seqflow", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train (or resume) a model from a YAML config")
@@ -72,10 +81,12 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate a run's NLL on a split and write metrics JSON")
     p.add_argument("run", help="run directory written by seqflow train")
-    p.add_argument("--split", default="test", choices=SPLITS)
+    p.add_argument("--split", default=None, choices=SPLITS,
+                   help="the split of the run's data to score (default test)")
     p.add_argument("--weights", default="auto", choices=["auto", "best", "final", "last"])
     p.add_argument("--data", default=None, metavar="DIR",
-                   help="speech runs: score every audio file of DIR instead of a split")
+                   help="speech runs: score every audio file of DIR instead of a split; writes "
+                        "RUN/metrics_data_<DIR name>_<digest of DIR's path>.json")
 
     # allow_abbrev=False: the old --num (a prefix of --num-samples) is an unknown argument
     p = sub.add_parser("sample", help="draw samples from a run's model", allow_abbrev=False)
@@ -163,6 +174,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _train_out(args: argparse.Namespace) -> Path:
+    return Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+
+
 def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
@@ -170,7 +185,7 @@ def _is_main_process() -> bool:
 def _cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
-    out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+    out = _train_out(args)
     result = train(cfg, out)
     if _is_main_process():
         val = result.val
@@ -195,7 +210,7 @@ def _is_speech_run(run: str) -> bool:
 def _write_eval(args: argparse.Namespace, metrics: dict, line: str) -> int:
     """Write a speech run's ``metrics_<split>.json`` and ``per_file_<split>.json``; print."""
 
-    name = args.split if args.data is None else "data_" + Path(args.data).resolve().name
+    name = results_name(args.split, args.data)
     files = metrics.pop("files")
     run = Path(args.run)
     write_json_atomic(metrics, run / f"metrics_{name}.json")
@@ -220,6 +235,10 @@ def _cmd_eval_distill(args: argparse.Namespace) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
 
+    if args.data is not None and args.split is not None:
+        raise ValueError(f"--split {args.split} and --data {args.data} both choose what to "
+                         "score (--data: every file of the folder); give one of them")
+    args.split = args.split or "test"
     if is_distill_run(args.run) and _is_speech_run(args.run):
         return _cmd_eval_distill(args)
     if _is_speech_run(args.run):
@@ -241,9 +260,12 @@ def _cmd_sample(args: argparse.Namespace) -> int:
                              "--num-samples and --length")
         result = sample_from_mel_file(args.run, args.mel_from, args.out, args.seed,
                                       args.weights)
-        print(f"seqflow sample: streamed {result['seconds_of_audio']:.2f} s of audio in "
+        how = "generated in one pass" if result["one_pass"] else "streamed"
+        print(f"seqflow sample: {how} {result['seconds_of_audio']:.2f} s of audio in "
               f"{result['seconds']:.1f} s (real-time factor {result['rtf']:.2f}); wrote "
-              f"{result['out']} and {result['png']}")
+              f"{result['out']} and {result['png']}"
+              + ("; `seqflow vocode` does this for many files at once, with quality metrics"
+                 if result["one_pass"] else ""))
         return 0
     if args.num_samples is None:
         raise ValueError("give --num-samples (or --mel-from FILE for a speech run)")
@@ -278,8 +300,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_forecast(args: argparse.Namespace) -> int:
-
-    check_forecast_out(args.out, args.file_format)  # before the model or the data are read
     record = forecast_run(args.run, args.data, args.horizon, args.num_samples, args.out,
                           seed=args.seed, weights=args.weights, file_format=args.file_format)
     print(f"seqflow forecast: {len(record['item_ids'])} series x {record['horizon']} steps x "
@@ -296,6 +316,28 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             f"the benchmark tool {BENCH_SCRIPT} is missing; seqflow bench needs a source checkout"
         )
     return subprocess.call([sys.executable, str(BENCH_SCRIPT), *args.args])
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse (one line) an output path of ``args.command`` that could not be written."""
+    if args.command == "train":
+        check_output_path(_train_out(args), "--out", folder=True)
+    elif args.command == "eval":
+        check_output_path(args.run, "the run directory", folder=True)
+    elif args.command == "sample":
+        if args.mel_from is not None:
+            out = check_output_path(args.out, "--out", (".wav",))
+            check_output_path(out.with_suffix(".png"), "the spectrogram PNG beside --out")
+            if out.resolve() == Path(args.mel_from).resolve():
+                raise ValueError(f"--out {out} would overwrite --mel-from; choose another --out")
+        else:
+            check_output_path(args.out, "--out", SAMPLE_FORMATS)
+    elif args.command == "vocode":
+        check_output_path(args.out, "--out", folder=True)
+    elif args.command == "export":
+        check_output_path(args.onnx, "--onnx", (".onnx",))
+    elif args.command == "forecast":
+        check_forecast_out(args.out, args.file_format)
 
 
 COMMANDS = {"train": _cmd_train, "eval": _cmd_eval, "sample": _cmd_sample,
@@ -323,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = warnings.showwarning
     warnings.showwarning = _show_warning
     try:
+        _check_outputs(args)
         return COMMANDS[args.command](args)
     except TrainingInterrupted as err:
         if not expected_quiet:

@@ -123,3 +123,23 @@ def test_sample_count_flag_is_num_samples_only(tmp_path, capsys, old):
         cli.main(argv)
     assert exit_info.value.code == 2
     assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_the_top_level_help_is_one_whole_sentence(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    description = " ".join(out.split("\n\n")[1].split())
+    assert description.endswith("."), description
+    for command in ("train", "eval", "sample", "vocode", "export", "bench"):
+        assert command in description, (command, description)
+
+
+@pytest.mark.parametrize("command", ["train", "vocode"])
+def test_an_output_folder_that_is_a_file_is_refused_before_any_work(tmp_path, capsys, command):
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    run = tmp_path / "no_run_here"  # were the run read first, the error would name it
+    argv = ([command, MOONS, "--out", str(taken)] if command == "train" else
+            [command, str(run), "in.wav", "--out", str(taken)])
+    _one_line_error(capsys, argv, f"--out {taken}: a file exists there, not a folder")

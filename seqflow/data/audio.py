@@ -446,18 +446,19 @@ def item_generator(seed: int, index: int) -> torch.Generator:
 def _drop_short(root: str, items: list[AudioItem], min_samples: int, usable: int | None = None
                 ) -> tuple[list[AudioItem], ScanReport]:
     report = ScanReport(root=root, num_files=len(items))
+    # with whole ``usable``-sample blocks kept, a file needs min_samples rounded up to a block
+    need = min_samples if usable is None else -(-min_samples // usable) * usable
     kept = []
     for item in items:
-        length = item.num_samples if usable is None else item.num_samples // usable * usable
-        if length < min_samples:
+        if item.num_samples < need:
             report.skipped.append(SkippedFile(item.path, "too_short",
-                                              f"{length} samples < {min_samples}"))
+                                              f"{item.num_samples} samples < {need}"))
         else:
             kept.append(item)
     if report.skipped:
         logger.warning("%s", report.summary())
     if not kept:
-        raise ValueError(f"no file of at least {min_samples} samples; {report.summary()}")
+        raise ValueError(f"no file of at least {need} samples; {report.summary()}")
     return kept, report
 
 

@@ -114,6 +114,12 @@ class MelConfig:
         """Shortest input :class:`LogMel` accepts: one hop, and longer than the reflect pad."""
         return max(self.hop_length, max(self.padding) + 1)
 
+    @property
+    def min_file_samples(self) -> int:
+        """Shortest file that gives a mel frame once trimmed to whole hops: :attr:`min_samples`
+        rounded up to a multiple of the hop."""
+        return -(-self.min_samples // self.hop_length) * self.hop_length
+
     def num_frames(self, num_samples: int) -> int:
         return num_samples // self.hop_length
 

@@ -16,6 +16,7 @@ from seqflow.speech.evaluate import (
     describe_eval,
     evaluate_audio_run,
     flow_log_prob,
+    results_name,
     score_utterances,
     summarize,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "load_vocoder",
     "mel_of_audio_file",
     "mel_panels_png",
+    "results_name",
     "sample_from_mel_file",
     "score_utterances",
     "spectrogram_png",

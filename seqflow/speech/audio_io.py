@@ -140,11 +140,12 @@ def read_audio_input(path: str | Path, logmel: LogMel, convert: bool = False,
                          "on [-1, 1)), or pass --convert to have it " + ", ".join(needed)
                          + " and recorded")
     audio = load_audio(path, rate)
+    if audio.shape[0] < logmel.config.min_file_samples:
+        raise ValueError(f"{path}: {audio.shape[0]} samples at {rate} Hz is shorter than the "
+                         f"minimum {logmel.config.min_file_samples} for a log-mel (whole hops "
+                         f"of {hop} samples, longer than the STFT's reflect pad "
+                         f"{max(logmel.config.padding)})")
     audio = audio[: audio.shape[0] // hop * hop]
-    if audio.shape[0] < logmel.config.min_samples:
-        raise ValueError(f"{path}: {audio.shape[0]} samples at {rate} Hz is too short for one "
-                         f"mel frame (at least {logmel.config.min_samples} after trimming to a "
-                         f"multiple of the hop {hop})")
     with torch.no_grad():
         mel = logmel(audio[None])
     return AudioInput(audio, mel, source, needed)

@@ -114,7 +114,7 @@ def evaluate_distill_run(run_dir: str | Path, split: str = "test", weights: str 
             if key in record and not math.isfinite(record[key]):
                 raise ValueError(f"{record['path']}: non-finite {key} {record[key]}")
     return {"split": None if data_dir is not None else split,
-            "data": str(data_dir if data_dir is not None else cfg.data.path),
+            "data": str(Path(data_dir).resolve() if data_dir is not None else cfg.data.path),
             "weights": info["weights"], "step": info["step"],
             "teacher": cfg.train.distill.teacher, "kl_estimator": cfg.train.distill.kl,
             "seconds": time.perf_counter() - start, **summarize_distill(files),

@@ -15,6 +15,7 @@ are kept too. Any model scored through :func:`summarize` on the same
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -107,6 +108,20 @@ def flow_log_prob(flow) -> Callable[[Tensor, Tensor], float]:
     return score
 
 
+def results_name(split: str, data_dir: str | Path | None = None) -> str:
+    """The name of a run's results: ``split``, or for a data folder
+    ``data_<folder name>_<first 10 hex of the sha256 of its resolved path>``.
+
+    Results of two folders of one name (``a/clips``, ``b/clips``) go to two names; the same
+    folder, however it is spelled, keeps one.
+    """
+    if data_dir is None:
+        return split
+    folder = Path(data_dir).resolve()
+    digest = hashlib.sha256(str(folder).encode()).hexdigest()[:10]
+    return f"data_{folder.name}_{digest}"
+
+
 def evaluate_audio_run(run_dir: str | Path, split: str = "test", weights: str = "auto",
                        data_dir: str | Path | None = None, progress: bool = True) -> dict:
     """Score a speech run on whole utterances of ``split`` (or every file of ``data_dir``).
@@ -127,7 +142,7 @@ def evaluate_audio_run(run_dir: str | Path, split: str = "test", weights: str = 
                              desc=f"eval {split if data_dir is None else data_dir}")
     summary = summarize(files, cfg.data.dequantize)
     return {"split": None if data_dir is not None else split,
-            "data": str(data_dir if data_dir is not None else cfg.data.path),
+            "data": str(Path(data_dir).resolve() if data_dir is not None else cfg.data.path),
             "weights": info["weights"], "step": info["step"],
             "seconds": time.perf_counter() - start, **summary, "files": files}
 

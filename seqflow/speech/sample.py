@@ -15,12 +15,14 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from seqflow.checks import check_output_path
 from seqflow.data.features import LogMel
 from seqflow.distributions import Flow
 from seqflow.nn.streaming import stream_progress
 from seqflow.speech.audio_io import mel_of_audio_file, write_wav
 from seqflow.speech.pictures import spectrogram_png
 from seqflow.train.audio_data import check_mel_model
+from seqflow.train.models import ONE_PASS_KINDS
 from seqflow.train.run_dir import load_run
 
 
@@ -80,10 +82,15 @@ def sample_from_mel_file(run_dir: str | Path, wav: str | Path, out: str | Path, 
                          progress: bool = True) -> dict:
     """Stream a waveform from ``wav``'s log-mel with a speech run's teacher.
 
-    Writes ``out`` (16-bit PCM via soundfile) and ``png`` (default: ``out`` with ``.png``):
-    ground-truth vs sampled spectrograms. Returns ``{"out", "png", "seconds_of_audio",
-    "seconds", "rtf", "weights", "step"}``.
+    Writes ``out`` (16-bit PCM via soundfile; its folder is created) and ``png`` (default:
+    ``out`` with ``.png``): ground-truth vs sampled spectrograms; both paths are checked before
+    the run is loaded. Returns ``{"out", "png", "seconds_of_audio", "seconds", "rtf",
+    "one_pass", "weights", "step"}``; ``one_pass`` is true for a one-pass kind (sequence IAF),
+    which generates without streaming.
     """
+    out = check_output_path(out, "--out", (".wav",))
+    png = check_output_path(png if png is not None else out.with_suffix(".png"),
+                            "the spectrogram PNG", (".png",))
     flow, cfg, info = load_run(run_dir, weights)
     if not cfg.model.cond_channels:
         raise ValueError(f"{run_dir}: the model takes no mel context (model.cond_channels=0); "
@@ -93,10 +100,12 @@ def sample_from_mel_file(run_dir: str | Path, wav: str | Path, out: str | Path, 
     rate = cfg.data.mel.sample_rate
     audio, mel = mel_of_audio_file(wav, logmel)
     result = stream_from_mel(flow, mel, rate, seed=seed, progress=progress)
-    out, png = Path(out), Path(png) if png is not None else Path(out).with_suffix(".png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    png.parent.mkdir(parents=True, exist_ok=True)
     write_wav(result.audio, rate, out, str(run_dir))
     spectrogram_png(audio, result.audio, logmel, png,
                     title=f"{Path(wav).name}: {Path(run_dir).name} step {info['step']}")
     return {"out": str(out), "png": str(png), "seconds_of_audio": audio.shape[0] / rate,
-            "seconds": result.seconds, "rtf": result.rtf, "weights": info["weights"],
+            "seconds": result.seconds, "rtf": result.rtf,
+            "one_pass": cfg.model.kind in ONE_PASS_KINDS, "weights": info["weights"],
             "step": info["step"]}

@@ -21,10 +21,9 @@ from torch import Tensor, nn
 from seqflow.distributions import Flow
 from seqflow.train.audio_data import check_mel_model
 from seqflow.train.config import Config
+from seqflow.train.models import ONE_PASS_KINDS
 from seqflow.train.run_dir import load_run
 from seqflow.transforms import Transform
-
-ONE_PASS_KINDS = ("sequence_iaf",)
 
 
 class MelVocoder(nn.Module):

@@ -14,7 +14,7 @@ from seqflow.checks import describe_nonfinite
 from seqflow.train import run_dir as rd
 from seqflow.train.batches import collate
 from seqflow.train.datasets import build_splits
-from seqflow.train.models import SEQUENCE_KINDS
+from seqflow.train.models import ONE_PASS_KINDS, SEQUENCE_KINDS
 from seqflow.train.registry import build_task
 from seqflow.train.run_dir import load_run
 
@@ -73,8 +73,13 @@ def sample_chunks(run_dir: str | Path, num_samples: int, seed: int = 0, weights:
     flow, cfg, _ = load_run(run_dir, weights)
     sequence = cfg.model.kind in SEQUENCE_KINDS
     if sequence and cfg.model.cond_channels:
-        raise ValueError(f"{run_dir} is conditioned on local features (model.cond_channels="
-                         f"{cfg.model.cond_channels}); sample it with a context, e.g. a mel")
+        way = (f"`seqflow vocode {run_dir} FILE.wav --out DIR` generates from the mels of audio "
+               f"files in one pass (or `seqflow sample {run_dir} --mel-from FILE.wav --out "
+               "OUT.wav`, one file)" if cfg.model.kind in ONE_PASS_KINDS else
+               f"`seqflow sample {run_dir} --mel-from FILE.wav --out OUT.wav` streams a "
+               "waveform from an audio file's mel")
+        raise ValueError(f"{run_dir} is conditioned on a mel (model.cond_channels="
+                         f"{cfg.model.cond_channels}); --num-samples draws without one: {way}")
     if sequence and length is None:
         raise ValueError(f"{run_dir} models sequences: give --length")
     if not sequence and length is not None:

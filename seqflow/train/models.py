@@ -120,6 +120,8 @@ MODEL_KINDS: dict[str, Callable[[ModelConfig], Transform]] = {
     "custom": None,  # a caller-built flow (Trainer(cfg, out, flow=...)); never built here
 }
 SEQUENCE_KINDS = ("sequence_maf", "sequence_iaf", "waveglow")
+# Mel-conditioned kinds that generate a waveform in one pass (a sequence MAF streams instead).
+ONE_PASS_KINDS = ("sequence_iaf",)
 
 
 def event_size(cfg: ModelConfig) -> int:

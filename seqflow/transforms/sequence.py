@@ -222,11 +222,13 @@ class SequenceStack(Compose):
         if cond_channels is not None:
             for i, layer in enumerate(self.transforms):
                 net = layer.conditioner
-                if net.cond_channels != cond_channels or net.upsampler.factor != 1:
+                factor = None if net.upsampler is None else net.upsampler.factor
+                if net.cond_channels != cond_channels or factor != 1:
                     raise ValueError(
                         f"SequenceStack: layer {i} must take cond_channels={cond_channels} at "
                         f"the sample rate (upsample_factor=1), got cond_channels="
-                        f"{net.cond_channels}, upsample_factor={net.upsampler.factor}"
+                        f"{net.cond_channels}, upsample_factor={factor}; build the layers "
+                        f"with cond_channels={cond_channels}"
                     )
             self.upsampler = ConditionUpsampler(cond_channels, upsample_factor)
         elif upsample_factor != 1:

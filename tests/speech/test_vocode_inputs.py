@@ -118,7 +118,7 @@ def test_an_out_that_is_a_file_is_refused_before_any_work(run, tmp_path, capsys)
     out.write_text("not a directory")
     assert vocode(run, tmp_path / "missing.wav", out=out) == 2
     err = one_line(capsys)
-    assert str(out) in err and "not a directory" in err
+    assert str(out) in err and "a file exists there, not a folder" in err
 
 
 def test_the_audio_of_sample_mel_from_is_not_resampled_silently(run, tmp_path):

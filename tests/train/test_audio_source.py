@@ -128,7 +128,8 @@ def test_trains_resumes_exactly_evaluates_and_samples(tmp_path, capsys):
 
     other = write_corpus(tmp_path / "other", 3, seed=100)
     assert cli(["eval", str(resumed), "--data", str(other)]) == 0
-    scored = json.loads((resumed / "per_file_data_other.json").read_text())["files"]
+    (written,) = resumed.glob("per_file_data_other_*.json")
+    scored = json.loads(written.read_text())["files"]
     assert sorted(f["path"] for f in scored) == ["utt00.wav", "utt01.wav", "utt02.wav"]
 
     out = tmp_path / "sample.wav"

@@ -125,3 +125,10 @@ def test_errors_name_shapes():
         layer.sequential(torch.zeros(3, 2, 8), history=torch.zeros(2, 2, 8))
     with pytest.raises(ValueError, match="disagree on the batch"):
         SequenceContext(torch.zeros(2, 1, 3), torch.tensor([0]))
+
+
+def test_a_mel_stack_of_unconditioned_layers_is_refused_naming_the_layer():
+    """The stack's own refusal, not an AttributeError from the layer's missing upsampler."""
+    layers = [SequenceMAF(1, **TINY), SequenceMAF(1, **TINY)]
+    with pytest.raises(ValueError, match=r"layer 0 .*cond_channels=4 .*got cond_channels=None"):
+        SequenceStack(layers, cond_channels=4, upsample_factor=8)
