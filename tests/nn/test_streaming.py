@@ -237,10 +237,12 @@ def test_auto_mode_runs_the_kernel_only_where_it_applies():
     assert not net.start_stream(2, context, 8).runs_sequences  # recording gradients
     three = build("maf", 3, cond=False, layers=1).layers[0].conditioner
     with torch.no_grad():  # several channels: the batch-vectorized kernel up to its limit
-        for batch in (2, 256):
+        for batch in (2, 128):
             state = three.start_stream(batch, None, 8)
             assert state.runs_sequences and state.kernel == "channels"
-        assert not three.start_stream(257, None, 8).runs_sequences
+        for batch in (129, 1024):  # then the degree blocks
+            state = three.start_stream(batch, None, 8)
+            assert state.runs_sequences and state.kernel == "blocks"
         net.step_mode = "kernel"  # one channel above the per-sample kernel's batches
         state = net.start_stream(64, make_context(True, 64, 8), 8)
         assert state.runs_sequences and state.kernel == "channels"
@@ -442,3 +444,53 @@ def test_lstm_kernel_runs_across_progress_chunks():
             chunked, _ = stack.inverse(z, context)
     assert done == [7, 7, 6]
     torch.testing.assert_close(chunked, whole, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("channels", [1, 4, 12])
+@pytest.mark.parametrize("kind", ["maf", "iaf"])
+@pytest.mark.parametrize("cond,floor", [(False, None), (True, -5.0)])
+def test_degree_blocks_equal_the_full_pass(channels, kind, cond, floor):
+    """``step_mode="blocks"`` (kernel 2 and 3, channel orders with degrees that own no unit at
+    12 channels, local and global conditioning, both log-scale forms, a history) against the
+    one-pass direction, the eager step and the float64 step."""
+    torch.manual_seed(0)  # the initial weights, so that every run checks the same case
+    cls = SequenceMAF if kind == "maf" else SequenceIAF
+    orders = ["natural", "reversed", torch.randperm(channels, generator=torch.Generator()
+                                                    .manual_seed(1)).tolist()]
+    layers = [perturb(cls(channels, residual_channels=8, skip_channels=8, blocks=3,
+                          kernel_size=2 + i % 2, order=orders[i], log_scale_floor=floor,
+                          **conditioning_kwargs(cond)), seed=i) for i in range(3)]
+    stack = _set_step_mode(SequenceStack(layers).eval(), "blocks")
+    batch, length, split = 5, 32, 13
+    context = make_context(cond, batch, length)
+    generator = torch.Generator().manual_seed(channels)
+    y = torch.randn(batch, channels, length, generator=generator)
+    with torch.no_grad():
+        assert stack.layers[0].conditioner.start_stream(batch, context, length).kernel == "blocks"
+        if kind == "maf":
+            out, logdet = stack.inverse(y, context)  # streams
+            back, logdet_back = stack(out, context)
+        else:
+            out, logdet = stack(y, context)  # streams
+            back, logdet_back = stack.inverse(out, context)
+        cont, _ = stack.sequential(y[..., split:], context, history=out[..., :split])
+        eager, logdet_eager = _set_step_mode(stack, "eager").sequential(y, context)
+        context64 = None if context is None else context.to(torch.float64)
+        exact, _ = stack.double().sequential(y.double(), context64)
+    torch.testing.assert_close(out, exact.float(), rtol=RTOL, atol=ATOL)
+    loose = {"rtol": RTOL, "atol": ATOL} if floor is None else {
+        "rtol": RTOL * math.exp(-floor), "atol": ATOL * math.exp(-floor)}  # see the LSTM test
+    tight = {"rtol": RTOL, "atol": ATOL}
+    torch.testing.assert_close(back, y, **(loose if kind == "maf" else tight))
+    torch.testing.assert_close(logdet, -logdet_back, rtol=RTOL, atol=ATOL * length * channels)
+    streamed = tight if kind == "maf" else loose
+    torch.testing.assert_close(cont, out[..., split:], **streamed)
+    torch.testing.assert_close(eager, out, **streamed)
+    torch.testing.assert_close(logdet_eager, logdet, rtol=RTOL, atol=ATOL * length * channels)
+
+
+def test_degree_blocks_refuse_gradient_recording():
+    net = build("maf", 3, cond=False, layers=1).layers[0].conditioner
+    net.step_mode = "blocks"
+    with pytest.raises(ValueError, match="records no gradients"):
+        net.start_stream(2, None, 8)
