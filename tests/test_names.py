@@ -37,6 +37,7 @@ def _public_step_affine_methods():
 def test_direction_is_one_word_inverse() -> None:
     """Every public argument that picks a flow direction is ``inverse: bool`` (True: noise ->
     data, the generative direction; False: data -> noise, the normalizing one)."""
+    from seqflow.nn.lstm import LSTMStream
     from seqflow.nn.made import MADEStream
     from seqflow.nn.wavenet import WaveNetStream
     from seqflow.train.objectives.distill import gaussian_steps_of
@@ -44,7 +45,8 @@ def test_direction_is_one_word_inverse() -> None:
     from seqflow.transforms.autoregressive import affine
 
     functions = [*_public_step_affine_methods(), check_gaussian_steps, gaussian_steps_of, affine,
-                 MADEStream.run_sequence, WaveNetStream.run_sequence]
+                 MADEStream.run_sequence, WaveNetStream.run_sequence,
+                 LSTMStream.run_sequence]
     for fn in functions:
         names = _parameters(fn)
         assert "inverse" in names, fn.__qualname__

@@ -18,9 +18,10 @@ D = 256 with MADE 256 x 2) at batch 256 and 1024 with 1 and 2 process threads, i
 
 ``steps`` times the streaming step of one SequenceMAF layer (MAF sampling under
 ``torch.inference_mode``, one thread) for every step path: WaveNet (10 blocks x 32 channels)
-with one channel at batch 1, 16 and 256 and with 4 and 12 channels at 64 and 1024 paths, each
-with ``step_mode="auto"`` (what a stream runs) and ``"eager"`` (the reference step), and the
-LSTM conditioner (64 units) at the same shapes; in microseconds per step (all channels of one
+with one channel at batch 1, 16 and 256 and with 4 and 12 channels at 64, 256 and 1024 paths,
+and the LSTM conditioner (64 units) at batch 1, 16 and 256 (one channel) and 64 and 1024 paths
+(4 and 12 channels), each with ``step_mode="auto"`` (what a stream runs) and ``"eager"`` (the
+reference step); in microseconds per step (all channels of one
 time index), as a ratio to the one-pass density's cost per time step at the same batch, and as
 the fraction of the measured single-thread matmul throughput that the step's multiply-adds
 (counted from the layer shapes, one column per step) reach. Configurations alternate within
@@ -192,7 +193,8 @@ def maf_stack_table(rows: list[dict]) -> str:
 
 
 STEP_SHAPES = [  # (conditioner, channels, batches)
-    ("wavenet", 1, [1, 16, 256]), ("wavenet", 4, [64, 1024]), ("wavenet", 12, [64, 1024]),
+    ("wavenet", 1, [1, 16, 256]), ("wavenet", 4, [64, 256, 1024]),
+    ("wavenet", 12, [64, 256, 1024]),
     ("lstm", 1, [1, 16, 256]), ("lstm", 4, [64, 1024]), ("lstm", 12, [64, 1024]),
 ]
 
@@ -230,19 +232,20 @@ def bench_steps(rounds: int) -> dict:
         net = layer.conditioner
         flops = (bench_sequences.step_flops(net) if conditioner == "wavenet"
                  else lstm_step_flops(net))
-        modes = ["auto", "eager"] if conditioner == "wavenet" else ["auto"]
+        modes = ["auto", "eager"]
         for batch in batches:
             steps = max(8, min(256, 8192 // (batch * channels)))
             z = torch.randn(batch, channels, steps)
             x = torch.randn(batch, channels, max(64, steps))
             for mode in modes:
-                if conditioner == "wavenet":
-                    net.step_mode = mode
+                net.step_mode = mode
                 with torch.inference_mode():
                     layer.inverse(z[..., :2])  # warm-up (and the kernels' compilation)
                     state = net.start_stream(batch, None, steps)
-                    path = (f"kernel ({state.kernel})" if getattr(state, "runs_sequences", False)
-                            else "eager step")
+                    path = "eager step"
+                    if getattr(state, "runs_sequences", False):
+                        kind = getattr(state, "kernel", "lstm")
+                        path = "degree blocks" if kind == "blocks" else f"kernel ({kind})"
                 cases.append({"conditioner": conditioner, "channels": channels, "batch": batch,
                               "mode": mode, "path": path, "layer": layer, "z": z, "x": x,
                               "flops_per_sample": flops, "step": [], "one_pass": []})
@@ -250,8 +253,7 @@ def bench_steps(rounds: int) -> dict:
         for _ in range(rounds):
             for case in cases:
                 layer, z, x = case["layer"], case["z"], case["x"]
-                if case["conditioner"] == "wavenet":
-                    layer.conditioner.step_mode = case["mode"]
+                layer.conditioner.step_mode = case["mode"]
                 start = time.perf_counter()
                 layer.inverse(z)
                 case["step"].append((time.perf_counter() - start) / z.shape[-1])

@@ -16,6 +16,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from seqflow.checks import check_positive
+from seqflow.nn import lstm_kernel
 from seqflow.nn.conditioner import SequenceConditioner, SequenceStream
 from seqflow.nn.context import Context
 from seqflow.nn.masks import input_degrees
@@ -33,7 +34,8 @@ class CausalLSTM(SequenceConditioner):
         global_features: width of the global embedding fed to the LSTM.
 
     ``forward(y, context)`` returns ``(shift, raw_log_scale)``, each shaped like ``y``; the last
-    layer starts at zero.
+    layer starts at zero. :meth:`start_stream` evaluates it one time step at a time; the
+    attribute ``step_mode`` (see :data:`STEP_MODES`) says how the steps run.
 
     >>> import torch
     >>> net = CausalLSTM(3, hidden_features=8, head_features=8)
@@ -42,6 +44,7 @@ class CausalLSTM(SequenceConditioner):
     """
 
     receptive_field = None  # unbounded
+    step_mode: str = "auto"
 
     def __init__(
         self,
@@ -98,6 +101,22 @@ class CausalLSTM(SequenceConditioner):
         return LSTMStream(self, batch, context, length, history)
 
 
+STEP_MODES = ("auto", "eager", "kernel")
+"""How :class:`LSTMStream` runs (set ``CausalLSTM.step_mode``; default ``"auto"``).
+
+* ``"auto"``: ``"kernel"`` where it applies (CPU, float32/float64, no gradient recording), at
+  every batch size; else ``"eager"``. It was the faster of the two at every shape measured
+  (``docs/benchmarks.md``, ``tools/bench.py steps``).
+* ``"eager"``: per step one ``torch.lstm_cell`` per layer, then the head once per channel
+  through the stream protocol (``params``/``feed``); the reference.
+* ``"kernel"``: whole sequences of a flow layer (:meth:`LSTMStream.run_sequence`): per step
+  and layer one ``torch.addmm`` for all gates and one compiled call for the cell update
+  (:func:`seqflow.nn.lstm_kernel.cell`), then one ``torch.addmm`` for the head's LSTM-state
+  part and one compiled call for every channel's head, log-scale bound and affine map
+  (:func:`seqflow.nn.lstm_kernel.head`).
+"""
+
+
 class LSTMStream(SequenceStream):
     """Step-by-step :class:`CausalLSTM`: one fused LSTM cell per layer and time step.
 
@@ -106,7 +125,12 @@ class LSTMStream(SequenceStream):
     input bias, so the per-step input is just the previous sample ``(batch, C)``. The head's
     first layer splits into the LSTM-state part (once per step) and the current-channels part
     (once per channel; it is exactly zero for ``C = 1`` and skipped).
+
+    Where ``runs_sequences`` is true (see :data:`STEP_MODES`), :meth:`run_sequence` runs whole
+    sequences of a flow layer with the same arithmetic in fewer, larger calls.
     """
+
+    runs_floored = True
 
     # Input terms of the first layer are computed for this many values (steps x batch) at once.
     COND_CHUNK = 1 << 14
@@ -140,12 +164,31 @@ class LSTMStream(SequenceStream):
         zeros = self.x_now.new_zeros(batch, hidden)
         self.lstm_state = [(zeros, zeros)] * lstm.num_layers
         self.step_state: tuple[Tensor, list[tuple[Tensor, Tensor]]] | None = None
+        self.runs_sequences = self._use_kernel(net.step_mode, w_ih0)
+        self._buffers: dict | None = None
         if history is not None:
             shifted = F.pad(history, (1, 0))[..., :-1]
             hist_cond = None if cond is None else cond[..., :past]
             _, (h, cell) = lstm(net.lstm_inputs(shifted, hist_cond, ids))
             self.lstm_state = list(zip(h.unbind(0), cell.unbind(0), strict=True))
             self.prev = history[:, :, -1]
+
+    def _use_kernel(self, mode: str, ref: Tensor) -> bool:
+        """Whether :meth:`run_sequence` applies (see :data:`STEP_MODES`)."""
+        if mode not in STEP_MODES:
+            raise ValueError(f"CausalLSTM: step_mode must be one of {STEP_MODES}, got {mode!r}")
+        if mode == "eager":
+            return False
+        problem = None
+        if not lstm_kernel.available():
+            problem = "numba is not installed"
+        elif ref.device.type != "cpu" or ref.dtype not in (torch.float32, torch.float64):
+            problem = f"it runs float32/float64 on CPU, got {ref.dtype} on {ref.device}"
+        elif torch.is_grad_enabled():
+            problem = "it records no gradients (use torch.no_grad())"
+        if mode == "kernel" and problem is not None:
+            raise ValueError(f"CausalLSTM: step_mode='kernel' cannot run: {problem}")
+        return problem is None
 
     def _first_bias_at(self, t: int) -> Tensor:
         """Gate bias of the first layer at step ``t``: ``(4H,)`` or ``(batch, 4H)``."""
@@ -189,3 +232,75 @@ class LSTMStream(SequenceStream):
         self.lstm_state = self.step_state[1]
         self.step_state = None
         self.prev = self.x_now
+
+    def _kernel_buffers(self) -> dict:
+        """Weights and state in the layouts of :meth:`run_sequence` (from the current state).
+
+        Layer ``k`` reads one row ``[input | h_k]`` per sample: the previous sample ``(C)``
+        for the first layer, ``h_{k-1}`` of the same step for the others.
+        """
+        hidden = self.net.lstm.hidden_size
+        layers = []
+        for k, (w_ih, w_hh, b_ih, b_hh) in enumerate(self.layers):
+            w_in = self.first_input if k == 0 else w_ih
+            weight = torch.cat([w_in, w_hh], dim=1).t().contiguous()  # (in + H, 4H)
+            h, cell = self.lstm_state[k]
+            rows = torch.cat([self.prev if k == 0 else self.lstm_state[k - 1][0], h], dim=1)
+            gates = rows.new_empty(self.batch, 4 * hidden)
+            layers.append({"weight": weight, "bias": None if k == 0 else b_ih + b_hh,
+                           "rows": rows, "cell": cell.clone(), "gates": gates})
+        for k, layer in enumerate(layers):  # where each layer's new h goes
+            layer["h"] = layer["rows"][:, layer["rows"].shape[1] - hidden:]
+            nxt = layers[k + 1]["rows"][:, :hidden] if k + 1 < len(layers) else layer["h"]
+            layer["numpy"] = (layer["gates"].numpy(), layer["cell"].numpy(),
+                              layer["h"].numpy(), nxt.numpy())
+        (_, _), (w2, b2) = self.head
+        head_features = self.head_bias.shape[0]
+        base = self.prev.new_empty(self.batch, head_features)
+        order = torch.tensor(self.order, dtype=torch.int64)
+        head = [self.head_channels.detach().contiguous().numpy(),
+                w2.detach().contiguous().numpy(), b2.detach().contiguous().numpy(),
+                order.numpy(), base.new_empty(head_features).numpy()]
+        return {"layers": layers, "base": base, "head": head,
+                "state_weight": self.head_state.detach().contiguous()}
+
+    def run_sequence(self, u: Tensor, bound: float, inverse: bool,
+                     floor: float | None = None) -> tuple[Tensor, Tensor]:
+        """The next ``T`` steps of a flow layer on this conditioner (see :data:`STEP_MODES`).
+
+        ``u`` ``(batch, C, T)`` is the layer's input (noise when ``inverse``, data otherwise);
+        returns the result ``(batch, C, T)`` and the summed log-scales ``(batch,)`` of
+        ``bound_log_scale(raw, bound, floor)``. Only when :attr:`runs_sequences` is true.
+        """
+        if floor is not None and not floor < 0:
+            raise ValueError(f"LSTMStream.run_sequence: floor must be < 0 or None, got {floor}")
+        if not self.runs_sequences:
+            raise ValueError("LSTMStream.run_sequence: the compiled path does not apply to "
+                             "this stream (see CausalLSTM.step_mode)")
+        if self.step_state is not None:
+            raise ValueError("LSTMStream.run_sequence: called in the middle of a step")
+        if self._buffers is None:
+            self._buffers = self._kernel_buffers()
+        buffers = self._buffers
+        layers, base, head = buffers["layers"], buffers["base"], buffers["head"]
+        state_weight, head_bias = buffers["state_weight"], self.head_bias.detach()
+        inputs = u.contiguous()
+        out = torch.empty_like(inputs)
+        logdet = inputs.new_zeros(inputs.shape[0])
+        exact = inputs.dtype == torch.float64  # float32: the vectorized rational tanh
+        u_np, out_np, logdet_np, base_np = (inputs.numpy(), out.numpy(), logdet.numpy(),
+                                            base.numpy())
+        x_np = layers[0]["rows"][:, :self.channels].numpy()
+        floor_value = 0.0 if floor is None else float(floor)
+        for step in range(inputs.shape[-1]):
+            for k, layer in enumerate(layers):
+                bias = self._first_bias_at(self.t).detach() if k == 0 else layer["bias"]
+                torch.addmm(bias, layer["rows"], layer["weight"], out=layer["gates"])
+                lstm_kernel.cell(*layer["numpy"], exact)
+            torch.addmm(head_bias, layers[-1]["h"], state_weight, out=base)
+            lstm_kernel.head(base_np, u_np, out_np, logdet_np, step, x_np, *head, float(bound),
+                             floor_value, inverse)
+            self.t += 1
+        self.lstm_state = [(layer["h"].clone(), layer["cell"].clone()) for layer in layers]
+        self.prev = layers[0]["rows"][:, :self.channels].clone()
+        return out, logdet

@@ -28,6 +28,7 @@ from seqflow.nn.context import Context
 from seqflow.nn.conv import MaskedCausalConv1d
 from seqflow.nn.masks import hidden_degrees
 from seqflow.nn.streaming import CausalConvStepper
+from seqflow.nn.wavenet_blocks import DegreeBlocks
 
 
 class GatedResidualBlock(nn.Module):
@@ -234,13 +235,17 @@ class WaveNetStream(SequenceStream):
         cond, ids = net.conditioning(context, batch, past + length)
         self.pack = pack = PackedBlocks.of(net, self.recording)
         self.input_step = CausalConvStepper(net.input_conv, batch, ref.new_zeros(()))
-        self.ring = pack.empty_ring(batch)
         self.bias = pack.gate_bias.unsqueeze(1)  # (L, 1, 2R)
         if ids is not None:
             self.bias = self.bias + pack.embed(net, ids)  # (L, batch, 2R)
         self.cond = cond
         self._cond_start, self._cond_bias = 0, None
         self.runs_sequences = self._use_kernel(net.step_mode, batch, ref)
+        # The degree-block path keeps the block inputs themselves in its ring (zero before
+        # the first step), the other paths their offset-free part (see PackedBlocks).
+        self.ring_holds_inputs = self.runs_sequences and self.kernel == "blocks"
+        self.ring = (pack.zero_ring(batch, ref) if self.ring_holds_inputs
+                     else pack.empty_ring(batch))
         self.column = self._column_function(net.step_mode, batch, ref)
         self.layer_inputs: Tensor | None = None
         self._kernel_args = None
@@ -250,9 +255,18 @@ class WaveNetStream(SequenceStream):
             self._prime(history, cond, ids)
 
     def _use_kernel(self, mode: str, batch: int, ref: Tensor) -> bool:
-        """Whether :meth:`run_sequence` runs the compiled kernel (see :data:`STEP_MODES`)."""
+        """Whether :meth:`run_sequence` applies, and which path it runs (``self.kernel``:
+        ``"mono"``, ``"channels"`` or ``"blocks"``; see :data:`STEP_MODES`)."""
         if mode not in STEP_MODES:
             raise ValueError(f"WaveNet: step_mode must be one of {STEP_MODES}, got {mode!r}")
+        mono = self.channels == 1
+        if mode == "blocks":
+            self.kernel = "blocks"
+            if self.recording:
+                raise ValueError("WaveNet: step_mode='blocks' cannot run: it records no "
+                                 "gradients (use torch.no_grad())")
+            return True
+        self.kernel = "mono" if mono and batch <= KERNEL_MAX_BATCH else "channels"
         if mode not in ("auto", "kernel"):
             return False
         problem = None
@@ -264,15 +278,19 @@ class WaveNetStream(SequenceStream):
             problem = "it records no gradients (use torch.no_grad())"
         if mode == "kernel" and problem is not None:
             raise ValueError(f"WaveNet: step_mode='kernel' cannot run: {problem}")
-        mono = self.channels == 1
-        self.kernel = "mono" if mono and batch <= KERNEL_MAX_BATCH else "channels"
-        limit = KERNEL_MAX_BATCH if mono else CHANNEL_KERNEL_MAX_BATCH
-        return problem is None and (mode == "kernel" or batch <= limit)
+        if problem is not None:
+            return False
+        if mode == "kernel":
+            return True
+        if not mono and batch > CHANNEL_KERNEL_MAX_BATCH:
+            self.kernel = "blocks"
+            return True
+        return batch <= (KERNEL_MAX_BATCH if mono else CHANNEL_KERNEL_MAX_BATCH)
 
     def _column_function(self, mode: str, batch: int, ref: Tensor):
         """``(pre, h0) -> (head output, block inputs)`` for the requested step mode."""
         pack = self.pack
-        if self.recording or mode in ("eager", "auto", "kernel"):  # fresh tensors if recording
+        if self.recording or mode not in ("compile", "cuda_graph"):  # fresh tensors if recording
             work = None if self.recording else pack.new_work(batch, ref)
             return lambda pre, h: pack.column(pre, h, work)
         if mode == "compile":
@@ -287,7 +305,8 @@ class WaveNetStream(SequenceStream):
         hist_cond = None if cond is None else cond[..., :steps]
         _, inputs = self.net.trunk(history, hist_cond, ids)
         self.input_step.buffer.fill(inputs[0])
-        self.ring = self.pack.fill_ring(self.ring, inputs[1:], steps)
+        self.ring = self.pack.fill_ring(self.ring, inputs[1:], steps,
+                                        offsets=not self.ring_holds_inputs)
 
     def _bias_at(self, t: int) -> Tensor:
         """Gate bias of every block at step ``t`` ``(L, batch or 1, 2R)``, conditioning included."""
@@ -331,6 +350,11 @@ class WaveNetStream(SequenceStream):
             raise ValueError("WaveNetStream.run_sequence: called in the middle of a step")
         if self.kernel == "channels":
             return self._run_channels(u, bound, inverse, floor)
+        if self.kernel == "blocks":
+            if self._kernel_args is None:
+                self._kernel_args = DegreeBlocks(self.net, self.pack, self.input_step,
+                                                 self.batch, self.ring)
+            return self._kernel_args.run(self, u, bound, inverse, floor)
         if self._kernel_args is None:
             self._kernel_args = self._kernel_arrays()
         x_ring, weights = self._kernel_args
@@ -408,14 +432,14 @@ class WaveNetStream(SequenceStream):
         self.layer_inputs = None
 
 
-STEP_MODES = ("auto", "eager", "kernel", "compile", "cuda_graph")
+STEP_MODES = ("auto", "eager", "kernel", "blocks", "compile", "cuda_graph")
 """How :class:`WaveNetStream` runs (set ``WaveNet.step_mode``; default ``"auto"``).
 
-* ``"auto"``: ``"kernel"`` where it applies (CPU, float32/float64, no gradient recording)
-  with more than one channel at a batch of at most :data:`CHANNEL_KERNEL_MAX_BATCH`, or with
-  one channel at a batch of at most :data:`KERNEL_MAX_BATCH`; else ``"eager"`` (the fastest
-  choices measured in ``docs/benchmarks.md``: above those batches eager matmuls compete with
-  the compiled loops).
+* ``"auto"``: on CPU, in float32/float64, without gradient recording: with more than one
+  channel ``"kernel"`` at a batch of at most :data:`CHANNEL_KERNEL_MAX_BATCH` and
+  ``"blocks"`` above it; with one channel ``"kernel"`` at a batch of at most
+  :data:`KERNEL_MAX_BATCH` and ``"eager"`` above it. Elsewhere ``"eager"``. These are the
+  fastest choices measured (``docs/benchmarks.md``, ``tools/bench.py steps``).
 * ``"eager"``: a column is a few dozen PyTorch operations; the reference.
 * ``"kernel"``: whole sequences of a layer in numba-compiled loops
   (:mod:`seqflow.nn.wavenet_kernel`): CPU, float32/float64, no gradient recording. One channel
@@ -424,6 +448,12 @@ STEP_MODES = ("auto", "eager", "kernel", "compile", "cuda_graph")
   which computes, for each channel in the order, only the hidden units of the degree that
   channel's parameters newly need (one column per step in all, not one per channel).
   Step-by-step protocol calls (``params``/``feed``) still run eagerly.
+* ``"blocks"``: whole sequences of a layer as PyTorch matmuls over the batch, one MADE degree
+  block at a time (:class:`seqflow.nn.wavenet_blocks.DegreeBlocks`): one column per step in
+  all, every product a ``torch.addmm`` with the batch as its long side, so that at large
+  batches BLAS does the work. Any device and float dtype, no gradient recording. Its ring
+  holds the block inputs themselves and starts as lazily allocated zeros, so a short stream
+  at a large batch does not pay for writing the whole receptive field.
 * ``"compile"``: the column through ``torch.compile`` (compiled once per process and batch
   size; the first call pays the compilation).
 * ``"cuda_graph"``: the column captured once per stream in a CUDA graph and replayed at every
@@ -435,11 +465,13 @@ _PACKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 KERNEL_MAX_BATCH = 32
 """Largest one-channel batch that runs the per-sample kernel (above: the batch-vectorized one)."""
 
-CHANNEL_KERNEL_MAX_BATCH = 256
-"""Largest batch for which ``"auto"`` runs the channel kernel with more than one channel. At
-1024 paths the eager step won on short streams (the kernel copies the ring, about
-``rows x R x batch`` values, into its layout once per stream) and lost on long ones
-(``docs/benchmarks.md``)."""
+CHANNEL_KERNEL_MAX_BATCH = 128
+"""Largest batch for which ``"auto"`` runs the channel kernel with more than one channel
+(above it: ``"blocks"``). Measured on one thread (10 blocks x 32 units): at 64 paths the
+kernel took about half the time of the degree blocks at 4 and 12 channels; at 128 the two
+split (blocks 1.8x faster at 4 channels, the kernel 1.6x at 12); at 256 and 1024 the degree
+blocks were 3x to 8x faster, the kernel also copying the ring (``rows x R x batch`` values)
+into its layout once per stream (``docs/benchmarks.md``)."""
 
 CHANNEL_KERNEL_TILE = 64
 """Samples per batch tile of :func:`seqflow.nn.wavenet_kernel.run_channels`."""
@@ -681,13 +713,25 @@ class PackedBlocks:
         ])
         return init.unsqueeze(1).expand(-1, batch, -1).contiguous()
 
-    def fill_ring(self, ring: Tensor, inputs: list[Tensor], steps: int) -> Tensor:
-        """Load every block's input ``(batch, R, T0)`` at the steps before ``T0`` into the ring."""
+    def zero_ring(self, batch: int, like: Tensor) -> Tensor:
+        """A ring of zeros ``(rows, batch, R)`` (block inputs before the first step). On CPU
+        its pages are allocated lazily (``numpy.zeros``), so a short stream at a large batch
+        touches only the rows it reads and writes, not all ``rows x batch x R`` values."""
+        shape = (self.rows, batch, self.r)
+        if like.device.type == "cpu":
+            dtype = torch.empty((), dtype=like.dtype).numpy().dtype
+            return torch.from_numpy(np.zeros(shape, dtype=dtype))
+        return like.new_zeros(shape)
+
+    def fill_ring(self, ring: Tensor, inputs: list[Tensor], steps: int,
+                  offsets: bool = True) -> Tensor:
+        """Load every block's input ``(batch, R, T0)`` at the steps before ``T0`` into the ring
+        (minus its offset, unless ``offsets`` is false: a ring of :meth:`zero_ring`)."""
         ring = ring.clone()
         for start, n, off, h in zip(self.starts, self.lengths, self.offsets, inputs, strict=True):
             taus = torch.arange(max(0, steps - n), steps)
             rows = start + taus % n
-            ring[rows] = rearrange(h[..., taus], "b r s -> s b r") - off
+            ring[rows] = rearrange(h[..., taus], "b r s -> s b r") - (off if offsets else 0)
         return ring
 
     def past_preactivations(self, ring: Tensor, t: int, bias: Tensor) -> Tensor:

@@ -237,10 +237,12 @@ def test_auto_mode_runs_the_kernel_only_where_it_applies():
     assert not net.start_stream(2, context, 8).runs_sequences  # recording gradients
     three = build("maf", 3, cond=False, layers=1).layers[0].conditioner
     with torch.no_grad():  # several channels: the batch-vectorized kernel up to its limit
-        for batch in (2, 256):
+        for batch in (2, 128):
             state = three.start_stream(batch, None, 8)
             assert state.runs_sequences and state.kernel == "channels"
-        assert not three.start_stream(257, None, 8).runs_sequences
+        for batch in (129, 1024):  # then the degree blocks
+            state = three.start_stream(batch, None, 8)
+            assert state.runs_sequences and state.kernel == "blocks"
         net.step_mode = "kernel"  # one channel above the per-sample kernel's batches
         state = net.start_stream(64, make_context(True, 64, 8), 8)
         assert state.runs_sequences and state.kernel == "channels"
@@ -354,3 +356,141 @@ def test_streams_follow_in_place_weight_updates(mode):
         x, _ = stack.inverse(z)
         z_back, _ = stack(x)
     torch.testing.assert_close(z_back, z, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("channels,batch", [(1, 1), (1, 64), (4, 1), (4, 64), (4, 300)])
+@pytest.mark.parametrize("kind", ["maf", "iaf"])
+@pytest.mark.parametrize("cond,floor", [(False, None), (True, -5.0)])
+def test_lstm_kernel_equals_the_full_pass(channels, batch, kind, cond, floor):
+    """The LSTM's compiled path (two stacked LSTM layers, channel orders, local and global
+    conditioning, both log-scale forms, a history) against the one-pass direction and the
+    eager step (in float32, and in float64 for the round-off of the float32 path)."""
+    torch.manual_seed(0)  # the initial weights, so that every run checks the same case
+    cls = SequenceMAF if kind == "maf" else SequenceIAF
+    orders = ["reversed", torch.randperm(channels, generator=torch.Generator()
+                                         .manual_seed(1)).tolist()]
+    layers = [perturb(cls(channels, conditioner="lstm", hidden_features=8, head_features=8,
+                          blocks=2, order=orders[i], log_scale_floor=floor,
+                          **conditioning_kwargs(cond)), seed=i) for i in range(2)]
+    stack = _set_step_mode(SequenceStack(layers).eval(), "kernel")
+    length, split = 24, 9
+    context = make_context(cond, batch, length)
+    generator = torch.Generator().manual_seed(channels + batch)
+    y = torch.randn(batch, channels, length, generator=generator)
+    with torch.no_grad():
+        assert stack.layers[0].conditioner.start_stream(batch, context, length).runs_sequences
+        if kind == "maf":
+            out, logdet = stack.inverse(y, context)  # streams
+            back, logdet_back = stack(out, context)
+        else:
+            out, logdet = stack(y, context)  # streams
+            back, logdet_back = stack.inverse(out, context)
+        cont, _ = stack.sequential(y[..., split:], context, history=out[..., :split])
+        eager, logdet_eager = _set_step_mode(stack, "eager").sequential(y, context)
+        context64 = None if context is None else context.to(torch.float64)
+        exact, _ = stack.double().sequential(y.double(), context64)
+    torch.testing.assert_close(out, exact.float(), rtol=RTOL, atol=ATOL)
+    # A density divides by exp(s) >= exp(floor): it amplifies float32 round-off by up to
+    # exp(-floor). The one-pass density reads the MAF's samples back; the IAF streams one.
+    loose = {"rtol": RTOL, "atol": ATOL} if floor is None else {
+        "rtol": RTOL * math.exp(-floor), "atol": ATOL * math.exp(-floor)}
+    tight = {"rtol": RTOL, "atol": ATOL}
+    torch.testing.assert_close(back, y, **(loose if kind == "maf" else tight))
+    torch.testing.assert_close(logdet, -logdet_back, rtol=RTOL, atol=ATOL * length * channels)
+    streamed = tight if kind == "maf" else loose
+    torch.testing.assert_close(cont, out[..., split:], **streamed)
+    torch.testing.assert_close(eager, out, **streamed)
+    torch.testing.assert_close(logdet_eager, logdet, rtol=RTOL, atol=ATOL * length * channels)
+
+
+def test_lstm_kernel_in_float64_matches_to_float64_round_off():
+    stack = _set_step_mode(build("maf", 3, cond=True, conditioner="lstm").double(), "kernel")
+    z = torch.randn(5, 3, 24, dtype=torch.float64)
+    context = make_context(True, 5, 24, dtype=torch.float64)
+    with torch.no_grad():
+        x, _ = stack.inverse(z, context)
+        z_back, _ = stack(x, context)
+    torch.testing.assert_close(z_back, z, rtol=1e-9, atol=1e-10)
+
+
+def test_lstm_step_modes_dispatch():
+    net = build("maf", 3, cond=False, layers=1, conditioner="lstm").layers[0].conditioner
+    with torch.no_grad():
+        for batch in (1, 1024):
+            assert net.start_stream(batch, None, 4).runs_sequences
+        net.step_mode = "eager"
+        assert not net.start_stream(2, None, 4).runs_sequences
+    net.step_mode = "auto"
+    assert not net.start_stream(2, None, 4).runs_sequences  # recording gradients
+    net.step_mode = "kernel"
+    with pytest.raises(ValueError, match="records no gradients"):
+        net.start_stream(2, None, 4)
+    net.step_mode = "fast"
+    with torch.no_grad(), pytest.raises(ValueError, match="step_mode"):
+        net.start_stream(2, None, 4)
+
+
+def test_lstm_kernel_runs_across_progress_chunks():
+    """A stream watched in chunks continues its state from one chunk to the next."""
+    from seqflow.nn.streaming import stream_progress
+
+    stack = _set_step_mode(build("maf", 3, cond=True, conditioner="lstm"), "kernel")
+    z = torch.randn(2, 3, 20)
+    context = make_context(True, 2, 20)
+    with torch.no_grad():
+        whole, _ = stack.inverse(z, context)
+        done = []
+        with stream_progress(done.append, chunk=7):
+            chunked, _ = stack.inverse(z, context)
+    assert done == [7, 7, 6]
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("channels", [1, 4, 12])
+@pytest.mark.parametrize("kind", ["maf", "iaf"])
+@pytest.mark.parametrize("cond,floor", [(False, None), (True, -5.0)])
+def test_degree_blocks_equal_the_full_pass(channels, kind, cond, floor):
+    """``step_mode="blocks"`` (kernel 2 and 3, channel orders with degrees that own no unit at
+    12 channels, local and global conditioning, both log-scale forms, a history) against the
+    one-pass direction, the eager step and the float64 step."""
+    torch.manual_seed(0)  # the initial weights, so that every run checks the same case
+    cls = SequenceMAF if kind == "maf" else SequenceIAF
+    orders = ["natural", "reversed", torch.randperm(channels, generator=torch.Generator()
+                                                    .manual_seed(1)).tolist()]
+    layers = [perturb(cls(channels, residual_channels=8, skip_channels=8, blocks=3,
+                          kernel_size=2 + i % 2, order=orders[i], log_scale_floor=floor,
+                          **conditioning_kwargs(cond)), seed=i) for i in range(3)]
+    stack = _set_step_mode(SequenceStack(layers).eval(), "blocks")
+    batch, length, split = 5, 32, 13
+    context = make_context(cond, batch, length)
+    generator = torch.Generator().manual_seed(channels)
+    y = torch.randn(batch, channels, length, generator=generator)
+    with torch.no_grad():
+        assert stack.layers[0].conditioner.start_stream(batch, context, length).kernel == "blocks"
+        if kind == "maf":
+            out, logdet = stack.inverse(y, context)  # streams
+            back, logdet_back = stack(out, context)
+        else:
+            out, logdet = stack(y, context)  # streams
+            back, logdet_back = stack.inverse(out, context)
+        cont, _ = stack.sequential(y[..., split:], context, history=out[..., :split])
+        eager, logdet_eager = _set_step_mode(stack, "eager").sequential(y, context)
+        context64 = None if context is None else context.to(torch.float64)
+        exact, _ = stack.double().sequential(y.double(), context64)
+    torch.testing.assert_close(out, exact.float(), rtol=RTOL, atol=ATOL)
+    loose = {"rtol": RTOL, "atol": ATOL} if floor is None else {
+        "rtol": RTOL * math.exp(-floor), "atol": ATOL * math.exp(-floor)}  # see the LSTM test
+    tight = {"rtol": RTOL, "atol": ATOL}
+    torch.testing.assert_close(back, y, **(loose if kind == "maf" else tight))
+    torch.testing.assert_close(logdet, -logdet_back, rtol=RTOL, atol=ATOL * length * channels)
+    streamed = tight if kind == "maf" else loose
+    torch.testing.assert_close(cont, out[..., split:], **streamed)
+    torch.testing.assert_close(eager, out, **streamed)
+    torch.testing.assert_close(logdet_eager, logdet, rtol=RTOL, atol=ATOL * length * channels)
+
+
+def test_degree_blocks_refuse_gradient_recording():
+    net = build("maf", 3, cond=False, layers=1).layers[0].conditioner
+    net.step_mode = "blocks"
+    with pytest.raises(ValueError, match="records no gradients"):
+        net.start_stream(2, None, 8)
