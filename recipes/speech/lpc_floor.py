@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,7 +38,7 @@ from pathlib import Path
 import torch
 
 from seqflow.data.linear_prediction import LinearPredictionConfig, MelLinearPrediction
-from seqflow.train import load_config, utterances
+from seqflow.train import load_config, provenance, utterances
 
 LOG_2PI = math.log(2 * math.pi)
 HERE = Path(__file__).resolve().parent
@@ -86,6 +87,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default="lpc_floor.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    source = provenance(["python", "recipes/speech/lpc_floor.py",
+                         *(sys.argv[1:] if argv is None else argv)], Path.cwd())
     overrides = [] if args.data is None else [f"data.path={args.data}"]
     if args.run is not None:
         cfg = load_config(Path(args.run) / "config.yaml", overrides)
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"split": args.split, "utterances": len(items), "samples": samples,
               "units": "nats per sample, dequantized 16-bit audio on [-1, 1)",
               "mel": cfg.data.mel.to_dict(), "dequantize": cfg.data.dequantize,
-              "defaults": vars(LinearPredictionConfig()), "rows": rows}
+              "defaults": vars(LinearPredictionConfig()), "rows": rows, **source}
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(f"{len(items)} utterances, {samples} samples; wrote {args.out}")
     return result
