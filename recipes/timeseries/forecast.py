@@ -16,9 +16,13 @@ Writes into ``--out``:
 - ``forecasts.npy`` ``(K, N, H, D)``: the forecaster's paths in the series' units;
 - ``targets.npy`` ``(K, H, D)``: the truth, NaN where missing;
 - ``baselines/<name>.npy`` ``(K, N, H, D)``: each baseline's paths;
-- ``metrics.json``: settings, and per model CRPS (mean and normalized by the sum of
-  ``|target|``), seasonal MASE of the median, 50 % / 90 % interval coverage, CRPS-sum and
-  energy score (multivariate series), training and sampling seconds;
+- ``metrics.json``: settings, and per model the headline ``variable_averaged_crps`` (each
+  variable's CRPS normalized by its own sum of ``|target|``, averaged over the variables) with
+  ``crps_per_variable``, seasonal MASE of the median, 50 % / 90 % interval coverage; for a
+  multivariate series CRPS-sum and energy score beside the headline and the pooled CRPS
+  labelled ``crps_mixed_units`` / ``normalized_crps_mixed_units``; for a univariate one
+  ``crps`` (series units) and ``normalized_crps``; training and sampling seconds (see
+  :func:`score`);
 - ``fan_chart.png``: median, 50 % and 90 % bands and the truth at a few origins;
 - ``run/``: the engine's run directory (config, checkpoints, best/final weights, log).
 
@@ -169,12 +173,23 @@ def histories(series, origins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def score(samples: np.ndarray, targets: np.ndarray, observed: np.ndarray, history, season: int,
           multivariate: bool) -> dict:
+    """The metrics of one model. Headline: ``variable_averaged_crps`` (each variable's CRPS
+    normalized by its own sum of ``|target|``, averaged over the variables), with
+    ``crps_per_variable`` behind it. A univariate series also gets ``crps`` (in its units) and
+    ``normalized_crps`` (equal to the headline); a multivariate one ``crps_sum`` and
+    ``energy_score`` beside the headline, and the CRPS pooled over its variables as
+    ``crps_mixed_units`` and ``normalized_crps_mixed_units`` (their sums mix the variables'
+    units, so the largest variables dominate)."""
     m = forecast_metrics(samples, np.nan_to_num(targets), observed, history[0], season,
                          history[1])
-    out = {"crps": m.mean_crps, "normalized_crps": m.normalized_crps, "mase": m.mase,
+    out = {"variable_averaged_crps": m.variable_averaged_crps,
+           "crps_per_variable": list(m.crps_per_variable), "mase": m.mase,
            "coverage_50": m.coverage_50, "coverage_90": m.coverage_90}
     if multivariate:
-        out.update(crps_sum=m.crps_sum, energy_score=m.energy_score)
+        out.update(crps_sum=m.crps_sum, energy_score=m.energy_score,
+                   crps_mixed_units=m.mean_crps, normalized_crps_mixed_units=m.normalized_crps)
+    else:
+        out.update(crps=m.mean_crps, normalized_crps=m.normalized_crps)
     return out
 
 
@@ -396,11 +411,21 @@ def _name(path: Path | None) -> str | None:
 
 
 def _print_table(models: dict) -> None:
-    keys = ["crps", "normalized_crps", "mase", "coverage_50", "coverage_90", "crps_sum"]
-    print(f"{'model':18}" + "".join(f"{k:>16}" for k in keys))
+    multivariate = "crps_sum" in next(iter(models.values()))
+    keys = ["variable_averaged_crps", "mase", "coverage_50", "coverage_90"]
+    keys += (["crps_sum", "energy_score", "normalized_crps_mixed_units"] if multivariate
+             else ["crps"])
+    labels = {"variable_averaged_crps": "nCRPS var-avg", "coverage_50": "cov 50",
+              "coverage_90": "cov 90", "energy_score": "energy",
+              "normalized_crps_mixed_units": "nCRPS mixed"}
+    print(f"{'model':18}" + "".join(f"{labels.get(k, k):>15}" for k in keys))
     for name, m in models.items():
-        cells = "".join(f"{m[k]:16.4f}" if m.get(k) is not None else f"{'-':>16}" for k in keys)
+        cells = "".join(f"{m[k]:15.4f}" if m.get(k) is not None else f"{'-':>15}" for k in keys)
         print(f"{name:18}{cells}")
+    if multivariate:
+        print("nCRPS var-avg: each variable's CRPS over its own sum of |target|, averaged over "
+              "the variables (the headline); nCRPS mixed: pooled over the variables, mixing "
+              "their units")
 
 
 if __name__ == "__main__":

@@ -29,9 +29,11 @@ from seqflow.metrics.forecast import (
     interval_coverage,
     mean_crps,
     normalized_crps,
+    point_mase,
     seasonal_mase,
     seasonal_scale,
     variable_averaged_crps,
+    weighted_quantile_loss,
 )
 
 __all__ = [
@@ -55,9 +57,11 @@ __all__ = [
     "multi_resolution_stft_loss",
     "multi_resolution_stft_terms",
     "normalized_crps",
+    "point_mase",
     "power_spectrogram",
     "seasonal_mase",
     "seasonal_scale",
     "speech_quality",
     "variable_averaged_crps",
+    "weighted_quantile_loss",
 ]

@@ -1,4 +1,5 @@
-"""Probabilistic forecast metrics from samples: CRPS, CRPS-sum, energy score, MASE, coverage.
+"""Probabilistic forecast metrics from samples: CRPS, CRPS-sum, energy score, MASE, coverage;
+and the weighted quantile loss (WQL) of quantile forecasts.
 
 For a multivariate series the headline is :func:`variable_averaged_crps`: each variable's CRPS
 normalized by its own sum of ``|y|``, averaged over the variables, so that no variable weighs
@@ -29,6 +30,7 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -336,11 +338,46 @@ def seasonal_mase(
         history_mask: optional boolean ``(K, T, D)``, ``True`` where the history is observed.
     """
     samples, target, mask = _prepare(samples, target, mask)
+    return _mase(np.median(samples, axis=1), target, mask, history, season, history_mask)
+
+
+def point_mase(
+    point: ArrayLike,
+    target: ArrayLike,
+    history: ArrayLike,
+    season: int,
+    mask: ArrayLike | None = None,
+    history_mask: ArrayLike | None = None,
+) -> float:
+    """Mean absolute scaled error of a point forecast (the formula of :func:`seasonal_mase`).
+
+    ``MASE(k, d) = mean_h |point(k, h, d) - y(k, h, d)| / scale(k, d)`` over observed steps,
+    averaged over the ``(k, d)`` pairs with an observed step. With every window fully observed
+    over the same ``H`` steps this is the mean of ``|error| / scale`` over all entries, the MASE
+    of the fev benchmark (``fev.metrics.MASE``, which also uses the in-sample seasonal scale).
+
+    Args:
+        point: ``(K, H, D)`` point forecasts (e.g. a median).
+        target: ``(K, H, D)``.
+        history: training history ``(K, T, D)`` preceding each window.
+        season: seasonal period ``m``.
+        mask: optional boolean ``(K, H, D)``, ``True`` where the target is observed.
+        history_mask: optional boolean ``(K, T, D)``, ``True`` where the history is observed.
+    """
+    point = _to_numpy(point, "point").astype(np.float64)
+    if point.ndim != 3:
+        raise ValueError(f"point must have shape (K, H, D), got {point.shape}")
+    _, target, mask = _prepare(point[:, None], target, mask)
+    return _mase(point, target, mask, history, season, history_mask)
+
+
+def _mase(point: np.ndarray, target: np.ndarray, mask: np.ndarray, history: ArrayLike,
+          season: int, history_mask: ArrayLike | None) -> float:
     scale = seasonal_scale(history, season, history_mask)
-    if scale.shape != (samples.shape[0], samples.shape[3]):
+    if scale.shape != (point.shape[0], point.shape[2]):
         raise ValueError(
             f"history has {scale.shape[0]} windows and {scale.shape[1]} variables, samples "
-            f"{samples.shape[0]} and {samples.shape[3]}"
+            f"{point.shape[0]} and {point.shape[2]}"
         )
     has_target = mask.any(axis=1)
     bad = has_target & ~(scale > 0)
@@ -350,10 +387,48 @@ def seasonal_mase(
             f"seasonal scale is zero or undefined for window {k}, variable {d} "
             f"(constant or too short history); MASE is undefined there"
         )
-    errors = np.where(mask, np.abs(np.median(samples, axis=1) - target), 0.0)
+    errors = np.where(mask, np.abs(point - target), 0.0)
     counts = mask.sum(axis=1)
     per_series = errors.sum(axis=1)[has_target] / counts[has_target] / scale[has_target]
     return float(per_series.mean())
+
+
+def weighted_quantile_loss(
+    quantiles: ArrayLike, target: ArrayLike, levels: Sequence[float],
+    mask: ArrayLike | None = None,
+) -> float:
+    """Weighted quantile loss (WQL): twice the pinball loss summed over the entries and the
+    ``Q`` levels, divided by ``Q`` times the sum of ``|y|`` over the entries.
+
+    ``WQL = 2 sum_{k,h,d,q} rho_q(y, x_q) / (Q sum_{k,h,d} |y|)`` with the pinball loss
+    ``rho_q(y, x) = (y - x) (q - 1{y < x})``, over observed entries. This is the WQL of the fev
+    benchmark (``fev.metrics.WQL``: the mean of ``2 rho_q`` over entries and levels divided by
+    the mean of ``|y|``) and GluonTS's ``mean_wQuantileLoss`` (the mean over levels of
+    ``2 sum rho_q / sum |y|``). Over many evenly spaced levels it approximates
+    :func:`normalized_crps`. A point forecast given at every level scores
+    ``mean_q`` of ``2 q`` or ``2 (1 - q)`` times its absolute error, ``sum |y - x| / sum |y|``
+    for levels symmetric about 0.5.
+
+    Args:
+        quantiles: ``(K, Q, H, D)`` forecasts at each level.
+        target: ``(K, H, D)``.
+        levels: the ``Q`` levels in ``(0, 1)``.
+        mask: optional boolean ``(K, H, D)``, ``True`` where observed.
+    """
+    levels = np.asarray(levels, dtype=np.float64).reshape(-1)
+    if len(levels) == 0 or not ((levels > 0) & (levels < 1)).all():
+        raise ValueError(f"levels must be quantile levels in (0, 1), got {levels.tolist()}")
+    quantiles, target, mask = _prepare(quantiles, target, mask)
+    if quantiles.shape[1] != len(levels):
+        raise ValueError(f"quantiles have {quantiles.shape[1]} levels (axis 1), levels "
+                         f"{len(levels)}")
+    error = target[:, None] - quantiles
+    below = (error < 0).astype(np.float64)
+    pinball = error * (levels[None, :, None, None] - below)
+    scale = np.abs(target[mask]).sum()
+    if scale == 0:
+        raise ValueError("weighted_quantile_loss: sum of |target| over observed entries is zero")
+    return float(2.0 * pinball.sum(axis=1)[mask].sum() / (len(levels) * scale))
 
 
 @dataclass(frozen=True)

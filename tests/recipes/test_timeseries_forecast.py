@@ -71,9 +71,13 @@ def test_writes_forecasts_targets_metrics_and_a_fan_chart(clean):
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["models"]) == {"seqflow-wavenet", "seasonal_naive"}
     ours = metrics["models"]["seqflow-wavenet"]
-    for key in ("crps", "normalized_crps", "mase", "coverage_50", "coverage_90", "crps_sum",
-                "energy_score", "train_seconds", "sample_seconds"):
+    for key in ("variable_averaged_crps", "mase", "coverage_50", "coverage_90", "crps_sum",
+                "energy_score", "crps_mixed_units", "normalized_crps_mixed_units",
+                "train_seconds", "sample_seconds"):
         assert np.isfinite(ours[key]), key
+    assert "crps" not in ours and "normalized_crps" not in ours  # mixed units: labelled so
+    assert ours["variable_averaged_crps"] == np.mean(ours["crps_per_variable"])
+    assert "nCRPS var-avg" in stdout and "nCRPS mixed" in stdout
     assert metrics["config"]["model"]["channels"] == 2
     assert metrics["config"]["model"]["cond_channels"] == 2 + 2  # month sin/cos + 2 flags
     assert metrics["features"] == ["month_of_year_sin", "month_of_year_cos",
@@ -146,7 +150,8 @@ def test_a_reused_out_with_other_data_or_windows_is_refused(tmp_path, monkeypatc
     again = module.main(arguments(tmp_path / "a.csv", out))  # the same settings reuse the run
     ours = "seqflow-wavenet"
     assert again["models"][ours]["resumed_from"] is not None
-    np.testing.assert_array_equal(again["models"][ours]["crps"], first["models"][ours]["crps"])
+    np.testing.assert_array_equal(again["models"][ours]["variable_averaged_crps"],
+                                  first["models"][ours]["variable_averaged_crps"])
 
 
 def test_a_run_without_recorded_settings_is_not_reused(tmp_path):

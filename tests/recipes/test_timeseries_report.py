@@ -41,3 +41,20 @@ def test_one_table_per_series_forecasters_first_lowest_crps_in_bold(tmp_path):
     assert "| ets | **1.5** |" in text and "CRPS-sum" not in text
     with pytest.raises(ValueError, match="already in"):
         report.main([str(a), str(a)])
+
+
+def test_a_multivariate_table_leads_with_the_variable_averaged_crps(tmp_path):
+    def multi(headline: float, pooled: float, **extra) -> dict:
+        return {"variable_averaged_crps": headline, "crps_sum": 0.1, "energy_score": 2.0,
+                "mase": 1.0, "coverage_50": 0.5, "coverage_90": 0.9,
+                "normalized_crps_mixed_units": pooled, **extra}
+
+    a = write(tmp_path / "a.json", {"seqflow-lstm": multi(0.2, 0.05, train_seconds=5,
+                                                           sample_seconds=0.5),
+                                    "ets": multi(0.3, 0.01, seconds=0.2)},
+              targets=("load", "price"))
+    text = report.main([str(a)])
+    header = next(line for line in text.splitlines() if line.startswith("| model"))
+    assert header.startswith("| model | nCRPS var-avg | CRPS-sum | energy |")
+    assert "mixed units" in header
+    assert "| seqflow-lstm | **0.2** |" in text  # bold by the headline, not the pooled figure
