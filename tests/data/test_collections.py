@@ -77,7 +77,7 @@ def test_duplicate_timestamp_within_an_item_is_refused(tmp_path) -> None:
         read_collection(path)
 
 
-def test_unnamed_columns_and_parquet_without_engine_are_refused(tmp_path) -> None:
+def test_unnamed_columns_and_parquet_without_engine_are_refused(tmp_path, monkeypatch) -> None:
     path = _write(tmp_path / "long.csv", ["a,2021-01-01,1,0", "a,2021-01-02,1,0"],
                   header="item_id,timestamp,target,promo")
     with pytest.raises(ValueError, match="'promo' are neither"):
@@ -85,10 +85,12 @@ def test_unnamed_columns_and_parquet_without_engine_are_refused(tmp_path) -> Non
     assert read_collection(path, covariates=["promo"]).covariate_names == ("promo",)
     parquet = tmp_path / "long.parquet"
     parquet.write_bytes(b"PAR1")
-    pytest.importorskip("pandas")
-    import importlib.util
-    if importlib.util.find_spec("pyarrow") or importlib.util.find_spec("fastparquet"):
-        pytest.skip("a parquet engine is installed")
+    import pandas as pd
+
+    def no_engine(*args, **kwargs):  # what pandas raises where no parquet engine is installed
+        raise ImportError("Unable to find a usable engine")
+
+    monkeypatch.setattr(pd, "read_parquet", no_engine)
     with pytest.raises(ValueError, match="pyarrow"):
         read_collection(parquet)
 
@@ -156,3 +158,19 @@ def test_future_inputs_continue_each_series_and_refuse_short_history(tmp_path) -
     assert float(inputs["scale"][0, 0]) == pytest.approx(1 + np.mean(np.arange(7, 13)))
     with pytest.raises(ValueError, match=r"item 'b' has 7 steps, shorter than .* context of 8"):
         future_inputs(c, 8, 3, "mean")
+
+
+def test_a_parquet_table_reads_as_its_csv(tmp_path) -> None:
+    pytest.importorskip("pyarrow")
+    import pandas as pd
+
+    csv = _write(tmp_path / "long.csv", ["a,2021-01-01,1.5", "a,2021-01-02,", "a,2021-01-03,2",
+                                         "b,2021-01-02,-4", "b,2021-01-03,3.25"])
+    frame = pd.read_csv(csv, parse_dates=["timestamp"])
+    frame.to_parquet(tmp_path / "long.parquet")
+    want, got = read_collection(csv), read_collection(tmp_path / "long.parquet")
+    assert got.item_ids == want.item_ids and got.freq == want.freq
+    for a, b in zip(got.items, want.items, strict=True):
+        np.testing.assert_array_equal(a.times, b.times)
+        np.testing.assert_array_equal(a.values, b.values)
+        np.testing.assert_array_equal(a.observed, b.observed)

@@ -107,6 +107,21 @@ def test_forecast_writes_the_files_with_continuing_timestamps(trained, tmp_path,
     assert "already holds forecasts.csv" in capsys.readouterr().err
 
 
+def test_forecast_writes_parquet_equal_to_its_csv(trained, tmp_path) -> None:
+    pytest.importorskip("pyarrow")
+    import pandas as pd
+
+    run, data = trained
+    for fmt in ("csv", "parquet"):
+        assert main(["forecast", str(run), "--data", str(data), "--num-samples", "20",
+                     "--format", fmt, "--out", str(tmp_path / fmt)]) == 0
+    csv = pd.read_csv(tmp_path / "csv" / "forecasts.csv")
+    parquet = pd.read_parquet(tmp_path / "parquet" / "forecasts.parquet")
+    assert list(parquet.columns) == list(csv.columns)
+    np.testing.assert_allclose(parquet["q0.5"].to_numpy(), csv["q0.5"].to_numpy(), rtol=1e-6)
+    assert [str(t)[:10] for t in parquet["timestamp"]] == list(csv["timestamp"])
+
+
 def test_forecast_refuses_short_history_and_another_frequency(trained, tmp_path, capsys) -> None:
     run, _ = trained
     short = _long_csv(tmp_path / "short.csv", lengths=(60, 5, 80))
