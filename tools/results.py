@@ -475,6 +475,36 @@ def speech_tradeoff() -> str:
                     ["---"] * 4 + ["---:"] * 2, rows)
 
 
+SPEECH_LPC_FLOOR = "docs/results/speech_lpc_floor.json"  # recipes/speech/lpc_floor.py
+
+
+@block("speech_lpc_floor")
+def speech_lpc_floor() -> str:
+    data = raw(SPEECH_LPC_FLOOR)
+    default = data["defaults"]
+    rows = []
+    for r in data["rows"]:
+        best = (r["method"], r["order"], r["interpolation"]) == (
+            default["method"], default["order"], default["interpolation"])
+        cells = [r["method"], str(r["order"]), r["interpolation"], f"{r['gaussian']:.4f}",
+                 f"{r['laplace']:.4f}", f"{r['calibration']:.3f}",
+                 f"{r['gaussian_calibrated']:.4f}", f"{r['seconds']:.1f}"]
+        rows.append([f"**{c}**" for c in cells] if best else cells)
+    return md_table(["mel inversion", "order p", "between frames", "Gaussian residual",
+                     "Laplace residual", "mean (e/g)^2", "Gaussian, best constant gain",
+                     "seconds"], ["---", "---:", "---", "---:", "---:", "---:", "---:", "---:"],
+                    rows)
+
+
+@block("speech_lpc_floor_run")
+def speech_lpc_floor_run() -> str:
+    data = raw(SPEECH_LPC_FLOOR)
+    return (f"Command: `{data['command']}` ({data['utterances']} {data['split']} utterances, "
+            f"{data['samples']:,} samples; {data['units']}; one thread).  \n"
+            + provenance_line(data) + f" Raw results: [{Path(SPEECH_LPC_FLOOR).name}]"
+            f"({Path(SPEECH_LPC_FLOOR).name}).")
+
+
 for _name in ("speech_test_ll", "speech_log_scale_floor", "speech_students",
               "speech_power_loss", "speech_onnx"):
     block(_name)(lambda _name=_name: quoted_table(SPEECH, _name))
