@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +108,11 @@ def test_audio_and_sample_count_spellings() -> None:
     assert {"f_min", "f_max", "hop_length"} <= _parameters(audio.f0_metrics)
     for fn in (inference.sample_run, inference.sample_chunks, sources.write_sample_chunks):
         assert "num_samples" in _parameters(fn)
+
+
+def test_every_test_module_has_a_basename_of_its_own():
+    """pytest imports test modules by basename (there are no ``__init__.py`` files under
+    ``tests/``), so two files of one name in different folders stop the whole collection."""
+    tests = Path(__file__).resolve().parent
+    names = [path.name for path in tests.rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
