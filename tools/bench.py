@@ -52,6 +52,7 @@ from pathlib import Path
 import torch
 
 from seqflow.distributions import Flow, StandardNormal
+from seqflow.train import provenance
 from seqflow.transforms.maf import IAF, MAF
 from seqflow.transforms.stacks import maf_steps
 
@@ -390,10 +391,15 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     load_start = list(os.getloadavg())  # the machine may be shared: say how busy it was
+    source = provenance(["python", "tools/bench.py", *(sys.argv[1:] if argv is None else argv)],
+                        Path(__file__).resolve().parents[1])
     report: dict = {
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "cpu": source["machine"]["cpu"], "cores": source["machine"]["cores"],
                     "torch": torch.__version__, "threads": args.threads, "device": str(device),
                     "malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}},
+        "date": source["date"], "commit": source["commit"],
+        "uncommitted_changes": source["uncommitted_changes"],
     }
     if args.section == "maf-stack":
         report["maf_stack"] = bench_maf_stack([(64, 128), (256, 256)], [256, 1024], [1, 2],

@@ -718,7 +718,8 @@ def bench_steps_run() -> str:
             f"the end. Measured float32 matmul throughput (512 x 512, 1 thread): "
             f"{steps['matmul_flops_per_s_1_thread'] / 1e9:.1f} GFLOP/s. Medians of "
             f"{steps['rounds']} interleaved rounds; raw numbers, every round included: "
-            f"[results/bench_steps.json](results/bench_steps.json).")
+            f"[results/bench_steps.json](results/bench_steps.json). Date: {data['date']}. "
+            f"Commit: {data['commit']}.")
 
 
 @block("bench_steps")
