@@ -52,7 +52,9 @@ one line naming them (choose another ``--out``).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -115,11 +117,17 @@ SETTINGS_FILE = "forecast_settings.json"
 
 
 def _load_baselines():
-    """The baselines module beside this script (the script's folder is on ``sys.path`` when
-    it runs as ``python recipes/timeseries/forecast.py``)."""
-    import baselines
-
-    return baselines
+    """The baselines module beside this script, loaded from its file (a bare ``import
+    baselines`` would take whichever module of that name was imported first, such as the
+    speech or density recipe's)."""
+    name = "seqflow_recipe_timeseries_baselines"
+    if name not in sys.modules:
+        path = Path(__file__).with_name("baselines.py")
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # before exec: its dataclasses look their module up
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
 def load_settings(config: Path | None, overrides: list[str], channels: int,

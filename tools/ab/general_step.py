@@ -1,4 +1,4 @@
-"""Streaming cost per time step on the two paths: the compiled kernel and the general step.
+"""Streaming cost per time step of the compiled kernels and of the general (eager) step.
 
     python tools/ab/general_step.py [--rounds 3] [--steps 256] [--json OUT]
 
@@ -8,10 +8,14 @@ one layer, in microseconds per time step (one step = all ``C`` channels of one t
 * WaveNet conditioner (32 residual and 32 skip channels, 10 blocks, kernel 2), one channel,
   ``step_mode="auto"``: the compiled single-channel kernel (``seqflow.nn.wavenet_kernel``);
 * the same network with ``step_mode="eager"``: the general step (a few dozen PyTorch
-  operations per step), which every stream takes where the kernel does not apply (gradients
-  recorded, more than one channel, an LSTM conditioner, batch above 32, not on CPU);
-* WaveNet with 4 and 12 channels (``auto`` = the general step: one column per channel);
-* LSTM conditioner (64 hidden, 64 head features: the defaults) with 1 and 4 channels.
+  operations per step, the reference), which runs where no compiled path applies (gradients
+  recorded, not on CPU, one channel above batch 32);
+* WaveNet with 4 and 12 channels (``auto`` = the compiled channel kernel at these batches);
+* LSTM conditioner (64 hidden, 64 head features: the defaults) with 1 and 4 channels
+  (``auto`` = the compiled LSTM step).
+
+``python tools/bench.py steps`` measures every path beside its one-pass cost; this tool keeps
+the committed record ``docs/results/bench_general_step.json`` regenerable.
 
 Batches 1 and 16. Configurations alternate within every round (load changes hit them alike);
 each row is the median over rounds. Writes the machine, torch version, load averages and the
