@@ -505,6 +505,57 @@ def speech_lpc_floor_run() -> str:
             f"({Path(SPEECH_LPC_FLOOR).name}).")
 
 
+SPEECH_LPC = "docs/results/speech_lpc.json"  # the linear-prediction teacher and student
+
+
+@block("speech_lpc_models")
+def speech_lpc_models() -> str:
+    data = raw(SPEECH_LPC)
+    teacher, student = data["teacher"]["metrics_test"], data["student"]["metrics_test"]
+    goal = data["targets"]
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "missed"
+
+    gap = teacher["nats_per_sample"] - student["teacher_ll"]
+    low, high = goal["rms_ratio"]
+    rows = [
+        ["teacher test LL (nats/sample)", f"{teacher['nats_per_sample']:.4f}",
+         f">= {goal['teacher_ll']}", verdict(teacher["nats_per_sample"] >= goal["teacher_ll"])],
+        ["student KL(student ‖ teacher) (nats/sample)", f"{student['kl']:.4f}",
+         f"<= {goal['kl']}", verdict(student["kl"] <= goal["kl"])],
+        ["teacher LL of student samples (nats/sample)", f"{student['teacher_ll']:.4f}",
+         f"within {goal['teacher_ll_gap']} of the teacher's test LL (gap {gap:.3f})",
+         verdict(gap <= goal["teacher_ll_gap"])],
+        ["RMS of vocoded / RMS of the original", f"{student['rms_ratio']:.3f}",
+         f"{low}-{high}", verdict(low <= student["rms_ratio"] <= high)],
+        ["mel-cepstral distortion (dB)", f"{student['mcd_db']:.2f}", f"<= {goal['mcd_db']}",
+         verdict(student["mcd_db"] <= goal["mcd_db"])],
+        ["V/UV error", f"{student['vuv_error_rate']:.3f}", f"<= {goal['vuv_error_rate']}",
+         verdict(student["vuv_error_rate"] <= goal["vuv_error_rate"])],
+        [f"F0 RMSE, {student['voiced_both']} frames voiced in both (Hz)",
+         f"{student['f0_rmse_hz']:.1f}", f"<= {goal['f0_rmse_hz']}",
+         verdict(student["f0_rmse_hz"] <= goal["f0_rmse_hz"])],
+        ["MR-STFT / LSD (dB)", f"{student['mr_stft']:.3f} / {student['lsd_db']:.2f}", "", ""],
+        ["training wall-clock, teacher / student (min)",
+         f"{data['teacher']['train_wall_seconds'] / 60:.1f} / "
+         f"{data['student']['train_wall_seconds'] / 60:.1f}", f"<= {goal['train_minutes']} each",
+         verdict(max(data["teacher"]["train_wall_seconds"],
+                     data["student"]["train_wall_seconds"]) <= 60 * goal["train_minutes"])],
+    ]
+    return md_table(["quantity (28 test utterances)", "value", "target", ""],
+                    ["---", "---:", "---", "---"], rows)
+
+
+@block("speech_lpc_models_run")
+def speech_lpc_models_run() -> str:
+    data = raw(SPEECH_LPC)
+    commands = "; ".join(f"`{c}`" for c in data["commands"])
+    return (f"Commands: {commands} (one thread each).  \n" + provenance_line(data)
+            + f" Raw results: [{Path(SPEECH_LPC).name}]({Path(SPEECH_LPC).name}) (each run's "
+            "`metrics_test.json`).")
+
+
 for _name in ("speech_test_ll", "speech_log_scale_floor", "speech_students",
               "speech_power_loss", "speech_onnx"):
     block(_name)(lambda _name=_name: quoted_table(SPEECH, _name))
