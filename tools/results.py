@@ -447,7 +447,9 @@ def demo() -> str:
          f"{val['val_teacher_ll']:.3f} nats/sample"],
         [f"student vs ground truth, {total['files']} held-out utterances: MR-STFT",
          f"{total.get('mean_mr_stft', float('nan')):.3f}"],
+        ["... RMS ratio (vocoded / truth)", f"{total.get('mean_rms_ratio', float('nan')):.2f}"],
         ["... mel-cepstral distortion", f"{total.get('mean_mcd_db', float('nan')):.2f} dB"],
+        ["... V/UV error rate", f"{total.get('mean_vuv_error_rate', float('nan')):.2f}"],
         ["... F0 RMSE (frames voiced in both)", f0],
         *([f"real-time factor, {m} {d} ({k}), {one} thread", f"{rtf[m, d, one]:.3g}"]
           for m, d, k in DEMO_METHODS),

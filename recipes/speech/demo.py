@@ -132,8 +132,12 @@ def table(summary: dict) -> str:
         "nats/sample |",
         f"| student vs ground truth, {vocoded['total']['files']} held-out utterances: MR-STFT "
         f"| {vocoded['total'].get('mean_mr_stft', float('nan')):.3f} |",
+        f"| ... RMS ratio (vocoded / truth) | "
+        f"{vocoded['total'].get('mean_rms_ratio', float('nan')):.2f} |",
         f"| ... mel-cepstral distortion | {vocoded['total'].get('mean_mcd_db', float('nan')):.2f}"
         " dB |",
+        f"| ... V/UV error rate | "
+        f"{vocoded['total'].get('mean_vuv_error_rate', float('nan')):.2f} |",
         f"| ... F0 RMSE (frames voiced in both) | {f0} |",
         *(f"| real-time factor, {m} {d} ({k}), {one} thread | {rtf[m, d, one]:.3g} |"
           for m, d, k in tradeoff.METHODS),

@@ -71,7 +71,9 @@ def expected_rows(summary: dict) -> dict[str, tuple[float | None, str]]:
                                                       "nats/sample"),
         f"student vs ground truth, {total['files']} held-out utterances: MR-STFT":
             (total["mean_mr_stft"], ""),
+        "... RMS ratio (vocoded / truth)": (total["mean_rms_ratio"], ""),
         "... mel-cepstral distortion": (total["mean_mcd_db"], "dB"),
+        "... V/UV error rate": (total["mean_vuv_error_rate"], ""),
         "... F0 RMSE (frames voiced in both)": (total.get("mean_f0_rmse_hz"), "Hz"),
         f"student sampling speed-up over teacher sampling, {one} thread":
             (rtf["teacher", "sampling"]["rtf"] / rtf["student", "sampling"]["rtf"], "x"),
