@@ -68,7 +68,7 @@ METHODS = ("nnls", "pinv")
 class LinearPredictionConfig:
     """Settings of :class:`MelLinearPrediction` (see the module docstring).
 
-    ``order`` (``p``, >= 1), ``interpolation`` (``"reflection"`` or ``"hold"``), ``method``
+    ``order`` (``p``, >= 1), ``interpolation`` (one of :data:`INTERPOLATIONS`), ``method``
     of the mel inversion (``"nnls"`` or ``"pinv"``), ``lag_window_hz`` (``f_0``, >= 0; 0 = no
     lag window), ``white_noise`` (``epsilon`` > 0) and ``nnls_iterations`` (> 0).
     """

@@ -56,11 +56,11 @@ class LinearPredictionSettings:
     ``data.mel``."""
 
     order: int = 0
-    interpolation: str = "gain"
-    method: str = "nnls"
-    lag_window_hz: float = 60.0
-    white_noise: float = 1e-4
-    nnls_iterations: int = 200
+    interpolation: str = LinearPredictionConfig.interpolation
+    method: str = LinearPredictionConfig.method
+    lag_window_hz: float = LinearPredictionConfig.lag_window_hz
+    white_noise: float = LinearPredictionConfig.white_noise
+    nnls_iterations: int = LinearPredictionConfig.nnls_iterations
 
     def __post_init__(self) -> None:
         if self.order:
