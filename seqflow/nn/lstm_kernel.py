@@ -22,7 +22,7 @@ from seqflow.nn import wavenet_kernel
 
 njit = wavenet_kernel.njit if wavenet_kernel.available() else None
 _tanh_rational = wavenet_kernel._tanh_rational
-_softplus = wavenet_kernel._softplus
+_log_scale = wavenet_kernel._log_scale
 
 
 def available() -> bool:
@@ -89,11 +89,7 @@ def _head(base, u, out, logdet, step, x, w_channels, w2, b2, order, acc, bound, 
                 v = max(acc[m], 0.0)
                 shift += v * w2[m, c]
                 raw += v * w2[m, channels + c]
-            if floor < 0.0:  # floored_log_scale(raw, floor, bound)
-                upper = bound - _softplus(bound - raw)
-                log_scale = floor + _softplus(upper - floor)
-            else:  # soft_clamp(raw, bound)
-                log_scale = raw / (1.0 + abs(raw) / bound)
+            log_scale = _log_scale(raw, bound, floor)
             if inverse:
                 y = u[b, c, step] * math.exp(log_scale) + shift
             else:

@@ -56,6 +56,16 @@ def _softplus(x):
     return math.log1p(math.exp(x))
 
 
+def _log_scale(raw, bound, floor):
+    """The bounded log-scale of the output heads, as
+    :func:`seqflow.transforms.elementwise.bound_log_scale`: the floored form when ``floor < 0``,
+    else the soft clamp to ``(-bound, bound)``."""
+    if floor < 0.0:
+        upper = bound - _softplus(bound - raw)
+        return floor + _softplus(upper - floor)
+    return raw / (1.0 + abs(raw) / bound)
+
+
 def _run(u, out, logdet, t0, ring, x_ring, read_rows, write_rows, bias, past, current,
          residual, skip_w, skip_b, in_past, in_b, w1, b1, w2, b2, bound, floor, inverse):
     """Steps ``t0 .. t0 + T - 1`` of one single-channel layer; see the module docstring.
@@ -127,11 +137,7 @@ def _run(u, out, logdet, t0, ring, x_ring, read_rows, write_rows, bias, past, cu
                 hm = max(hidden[m], 0.0)
                 shift += hm * w2[m, 0]
                 raw += hm * w2[m, 1]
-            if floor < 0.0:  # floored_log_scale(raw, floor, bound)
-                upper = bound - _softplus(bound - raw)
-                log_scale = floor + _softplus(upper - floor)
-            else:  # soft_clamp(raw, bound)
-                log_scale = raw / (1.0 + abs(raw) / bound)
+            log_scale = _log_scale(raw, bound, floor)
             if inverse:
                 y = u[b, step] * math.exp(log_scale) + shift
             else:
@@ -148,6 +154,7 @@ def _run(u, out, logdet, t0, ring, x_ring, read_rows, write_rows, bias, past, cu
 # Contracted multiply-adds and reassociated sums (vectorized loops); no assumptions about
 # NaN or infinity, and exact tanh / exp.
 _softplus = njit(_softplus, cache=True) if njit is not None else _softplus
+_log_scale = njit(_log_scale, cache=True) if njit is not None else _log_scale
 run = njit(_run, fastmath={"contract", "reassoc"}, cache=True) if njit is not None else None
 
 
@@ -295,11 +302,7 @@ def _run_channels(u, out, logdet, t0, ring, x_ring, read_rows, write_rows, bias,
                 c = order[p]
                 for bb in range(nb):
                     raw = as_[bb]
-                    if floor < 0.0:  # floored_log_scale(raw, floor, bound)
-                        upper = bound - _softplus(bound - raw)
-                        log_scale = floor + _softplus(upper - floor)
-                    else:  # soft_clamp(raw, bound)
-                        log_scale = raw / (1.0 + abs(raw) / bound)
+                    log_scale = _log_scale(raw, bound, floor)
                     if inverse:
                         y = u[b0 + bb, c, step] * math.exp(log_scale) + at[bb]
                     else:
