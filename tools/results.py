@@ -105,8 +105,6 @@ def provenance_line(data: dict) -> str:
 #  --results-json docs/results/density.json)
 
 DENSITY = "docs/results/density.json"
-# Rows the rerun did not cover, quoted as published (absent once a full rerun is committed).
-DENSITY_QUOTED = "docs/results/density_published.json"
 
 
 def _density_summary(records: list[dict]) -> dict[tuple[str, str], dict]:
@@ -124,84 +122,47 @@ def _density_summary(records: list[dict]) -> dict[tuple[str, str], dict]:
     return out
 
 
-def _density_quoted(name: str) -> dict | None:
-    if not (ROOT / DENSITY_QUOTED).is_file():
-        return None
-    return raw(DENSITY_QUOTED)["tables"][name]
-
-
 @block("density_run")
 def density_run() -> str:
-    if not present(DENSITY):
-        return quoted_text(DENSITY_QUOTED, "density_run")
     data = raw(DENSITY)
-    quoted = _density_quoted("density")
-    why = ("none had raw results, the planar and radial rows predated the `min_slope` floor of "
-           "those layers (commit cb36739), and the RealNVP and Glow rows the coupling log-scale "
-           "bound of 6; the earlier numbers are in this page's history (commit ef1dbbf).")
-    scope = (f" This run redid every row: {why}" if quoted is None else
-             " This run redid the rows that say so in the tables' last column: the planar and "
-             "radial rows predated the `min_slope` floor of those layers (commit cb36739). The "
-             "other rows are quoted from the earlier run (commit ef1dbbf) in "
-             "[density_published.json](density_published.json).")
     return (f"Command: `{data['command']}`  \n{provenance_line(data)} No GPU; the machine was "
             "shared with other engineers' jobs (timings are indicative); "
             "`torch.set_num_threads(1)`.  \n"
             f"Total wall time of the run: {data['wall_seconds'] / 60:.1f} min. Raw results: "
-            f"[density.json](density.json).{scope}")
-
-
-def _rerun_note() -> str:
-    return f"rerun {raw(DENSITY)['date']} ([density.json](density.json))"
+            "[density.json](density.json). This run redid every row: none had raw results, the "
+            "planar and radial rows predated the `min_slope` floor of those layers (commit "
+            "cb36739), and the RealNVP and Glow rows the coupling log-scale bound of 6; the "
+            "earlier numbers are in this page's history (commit ef1dbbf).")
 
 
 @block("density")
 def density() -> str:
-    if not present(DENSITY):
-        return quoted_table(DENSITY_QUOTED, "density")
     data = raw(DENSITY)
     summary = _density_summary(data["records"])
-    quoted = _density_quoted("density")
-    names = (list(dict.fromkeys(r["dataset"] for r in data["records"])) if quoted is None
-             else quoted["header"][1:])  # the order the run took them (the JSON sorts keys)
-    models = data["models"] if quoted is None else [r["cells"][0] for r in quoted["rows"]]
-    quoted_rows = {} if quoted is None else {r["cells"][0]: r for r in quoted["rows"]}
+    names = list(dict.fromkeys(r["dataset"] for r in data["records"]))  # the run's order
     rows = []
-    for m in models:
+    for m in data["models"]:
         if any((d, m) in summary for d in names):
             cells = [m]
             for d in names:
                 s = summary.get((d, m))
                 cells.append("—" if s is None else f"{s['mean']:.3f} ± {s['std']:.3f}")
-            rows.append(cells if quoted is None else [*cells, _rerun_note()])
-        else:
-            rows.append([*quoted_rows[m]["cells"], quoted_rows[m]["note"]])
-    header = ["model", *names] + ([] if quoted is None else ["raw results"])
+            rows.append(cells)
+    header = ["model", *names]
     return md_table(header, ["---"] * len(header), rows)
 
 
 def _density_dataset(name: str) -> str:
-    if not present(DENSITY):
-        table = raw(DENSITY_QUOTED)["tables"][f"density_{name}"]
-        return f"{table['intro']}\n\n{quoted_table(DENSITY_QUOTED, f'density_{name}')}"
     data = raw(DENSITY)
     summary = _density_summary(data["records"])
-    quoted = _density_quoted(f"density_{name}")
-    models = data["models"] if quoted is None else [r["cells"][0] for r in quoted["rows"]]
-    quoted_rows = {} if quoted is None else {r["cells"][0]: r for r in quoted["rows"]}
     rows = []
-    for m in models:
+    for m in data["models"]:
         s = summary.get((name, m))
         if s is not None:
-            cells = [m, f"{s['mean']:.3f} ± {s['std']:.3f}", f"{s['params']:,}",
-                     f"{s['seconds']:.1f}", f"{s['best_step']:.0f}"]
-            rows.append(cells if quoted is None else [*cells, _rerun_note()])
-        elif m in quoted_rows:
-            rows.append([*quoted_rows[m]["cells"], quoted_rows[m]["note"]])
+            rows.append([m, f"{s['mean']:.3f} ± {s['std']:.3f}", f"{s['params']:,}",
+                         f"{s['seconds']:.1f}", f"{s['best_step']:.0f}"])
     header = ["model", "test LL", "params", "train s", "best step"]
-    header += [] if quoted is None else ["raw results"]
-    note = data["datasets"].get(name) or quoted["intro"]
-    return f"{note}\n\n{md_table(header, ['---'] * len(header), rows)}"
+    return f"{data['datasets'][name]}\n\n{md_table(header, ['---'] * len(header), rows)}"
 
 
 for _name in ("moons", "8gaussians", "checkerboard", "pinwheel", "digits"):
